@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# The embedded local Kubernetes: a real kube-apiserver, kube-controller-manager,
+# kube-scheduler, etcd and metrics-server, started by KWOK's kwokctl with
+# --runtime=binary, every binary built from Go modules with the ordinary `go`
+# client and cached by version.
+#
+#   e2e/cluster.sh build    build (or reuse) the binaries
+#   e2e/cluster.sh up       build if needed, start the cluster, create nodes (idempotent)
+#   e2e/cluster.sh down     stop and delete the cluster, leaving no process behind
+#   e2e/cluster.sh status   say whether the cluster is running
+#   e2e/cluster.sh env      print `export KUBECONFIG=...` (and PATH for kubectl)
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.35.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
+CLUSTER_NAME=${CLUSTER_NAME:-resilient}
+NODES_PER_ZONE=${NODES_PER_ZONE:-2}
+ZONES=(zone-a zone-b zone-c)
+
+CACHE=${RESILIENT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/resilient-operator}
+BIN=$CACHE/k8s/$K8S_VERSION
+ETCD_BIN=$CACHE/etcd/$ETCD_VERSION
+KWOK_BIN=$CACHE/kwok/$KWOK_VERSION
+MS_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KWOK_WORKDIR=${KWOK_WORKDIR:-$CACHE/kwok-home}
+KUBECONFIG_PATH=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/kubeconfig.yaml
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+export KWOK_WORKDIR
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+need_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    cat >&2 <<'MSG'
+[cluster] `go` is not installed, and the local cluster is built from Go modules.
+[cluster] Either install Go (https://go.dev/doc/install; 1.26 or newer) and run this again,
+[cluster] or use kind instead, if you have Docker:
+[cluster]     kind create cluster --config e2e/kind-config.yaml
+[cluster]     export KUBECONFIG=$HOME/.kube/config   # kind writes it there
+[cluster] Every make target uses the cluster KUBECONFIG names when it is reachable.
+MSG
+    exit 1
+  fi
+}
+
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from
+# k8s.io/kubernetes. Its go.mod replaces each k8s.io/* staging module with a
+# local ./staging path, which a dependency cannot use, so a throw-away wrapper
+# module requires k8s.io/kubernetes and replaces each staging module with its
+# published v0.Y.Z, the list read from the go.mod the module proxy serves.
+build_kubernetes() {
+  local want=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local missing=0 b
+  for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  need_go
+  log "building Kubernetes $K8S_VERSION (${want[*]}) into $BIN; a cold build takes a while"
+  local work; work=$(mktemp -d)
+  local staging_version="v0.${K8S_VERSION#v1.}"
+  (
+    cd "$work"
+    go mod init resilient-operator.local/k8s-build >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+    # every `k8s.io/x => ./staging/...` line becomes `k8s.io/x => k8s.io/x v0.Y.Z`
+    awk '/=> \.\/staging\// {print $1}' "$gomod" | sort -u | while read -r mod; do
+      go mod edit -replace="$mod=$mod@$staging_version"
+    done
+    local pkg=k8s.io/component-base/version
+    local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1"
+    ldflags+=" -X $pkg.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean"
+    ldflags+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+    mkdir -p "$BIN.tmp"
+    for b in "${want[@]}"; do
+      local path=k8s.io/kubernetes/cmd/$b
+      log "  go build $path"
+      go build -mod=mod -trimpath -ldflags="$ldflags" -o "$BIN.tmp/$b" "$path"
+    done
+  )
+  mkdir -p "$(dirname "$BIN")"
+  mkdir -p "$BIN"; mv "$BIN.tmp"/* "$BIN"/; rmdir "$BIN.tmp"
+  rm -rf "$work"
+}
+
+# etcd's server module also carries replace directives (to ../api and so on), so
+# it is built from its own wrapper module whose main calls etcdmain.Main.
+build_etcd() {
+  [ -x "$ETCD_BIN/etcd" ] && return 0
+  need_go
+  log "building etcd $ETCD_VERSION into $ETCD_BIN"
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    go mod init resilient-operator.local/etcd-build >/dev/null 2>&1
+    cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    go build -mod=mod -trimpath \
+      -ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
+      -o "$work/etcd" .
+    mkdir -p "$ETCD_BIN"; mv "$work/etcd" "$ETCD_BIN/etcd"
+  )
+  rm -rf "$work"
+}
+
+build_kwok() {
+  [ -x "$KWOK_BIN/kwokctl" ] && [ -x "$KWOK_BIN/kwok" ] && return 0
+  need_go
+  log "building kwok and kwokctl $KWOK_VERSION into $KWOK_BIN"
+  mkdir -p "$KWOK_BIN"
+  local v=sigs.k8s.io/kwok/pkg/consts
+  GOBIN=$KWOK_BIN go install -trimpath \
+    -ldflags="-s -w -X $v.Version=${KWOK_VERSION} -X $v.KubeVersion=${K8S_VERSION}" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build_metrics_server() {
+  [ -x "$MS_BIN/metrics-server" ] && return 0
+  need_go
+  log "building metrics-server $METRICS_SERVER_VERSION into $MS_BIN"
+  mkdir -p "$MS_BIN"
+  GOBIN=$MS_BIN go install -trimpath -ldflags="-s -w" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
+build() {
+  build_kwok
+  build_etcd
+  build_metrics_server
+  build_kubernetes
+}
+
+kwokctl() { "$KWOK_BIN/kwokctl" --name "$CLUSTER_NAME" "$@"; }
+kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+write_config() {
+  local conf=$KWOK_WORKDIR/$CLUSTER_NAME-kwokctl.yaml
+  mkdir -p "$KWOK_WORKDIR"
+  cat > "$conf" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  kubeVersion: $K8S_VERSION
+  bindAddress: 127.0.0.1
+  heartbeatFactor: 1
+  nodeLeaseDurationSeconds: 10
+  enableMetricsServer: true
+  enableCRDs: [Stage]
+  kubeAuditPolicy: $HERE/audit-policy.yaml
+  kubeApiserverBinary: $BIN/kube-apiserver
+  kubeControllerManagerBinary: $BIN/kube-controller-manager
+  kubeSchedulerBinary: $BIN/kube-scheduler
+  kubectlBinary: $BIN/kubectl
+  etcdBinary: $ETCD_BIN/etcd
+  kwokControllerBinary: $KWOK_BIN/kwok
+  metricsServerBinary: $MS_BIN/metrics-server
+  metricsServerManifests: [$HERE/metrics-server]
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - key: service-cluster-ip-range
+    value: 10.96.0.0/16
+- name: kube-controller-manager
+  extraArgs:
+  - key: service-cluster-ip-range
+    value: 10.96.0.0/16
+  - key: node-monitor-grace-period
+    value: 20s
+YAML
+  echo "$conf"
+}
+
+create_args() {
+  echo --runtime=binary --config "$(write_config)" --kubeconfig "$KUBECONFIG_PATH" \
+    --heartbeat-factor=1 --wait=2m
+}
+
+running() {
+  [ -f "$KUBECONFIG_PATH" ] && kubectl get --raw /readyz >/dev/null 2>&1
+}
+
+nodes_manifest() {
+  local zone i
+  for zone in "${ZONES[@]}"; do
+    for i in $(seq 1 "$NODES_PER_ZONE"); do
+      cat <<YAML
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-$zone-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+  labels:
+    type: kwok
+    kubernetes.io/hostname: kwok-$zone-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    topology.kubernetes.io/zone: $zone
+    topology.kubernetes.io/region: local
+status:
+  allocatable: {cpu: "32", memory: 128Gi, pods: "1000"}
+  capacity: {cpu: "32", memory: 128Gi, pods: "1000"}
+YAML
+    done
+  done
+}
+
+up() {
+  build
+  export PATH=$BIN:$PATH
+  if running; then
+    log "cluster $CLUSTER_NAME is already running"
+  else
+    if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
+      log "removing a stopped cluster $CLUSTER_NAME"
+      kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+    fi
+    log "starting Kubernetes $K8S_VERSION (kwokctl --runtime=binary, 127.0.0.1 only)"
+    # shellcheck disable=SC2046
+    kwokctl create cluster $(create_args) >&2
+  fi
+  kubectl apply -f "$HERE/stages/base.yaml" -f "$HERE/stages/faults.yaml" >/dev/null
+  nodes_manifest | kubectl apply -f - >/dev/null
+  kubectl wait --for=condition=Ready node -l type=kwok --timeout=120s >/dev/null
+  log "ready: $(kubectl get nodes -l type=kwok --no-headers | wc -l) nodes in ${#ZONES[@]} zones"
+  env_
+}
+
+down() {
+  if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
+    kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >&2 || true
+  fi
+  # nothing may outlive the cluster
+  pkill -f "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/" 2>/dev/null || true
+  log "cluster $CLUSTER_NAME is down"
+}
+
+status() {
+  if running; then
+    echo "running: $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' \
+      | tail -1), $(kubectl get nodes --no-headers 2>/dev/null | wc -l) nodes; KUBECONFIG=$KUBECONFIG_PATH"
+  else
+    echo "not running"
+    return 1
+  fi
+}
+
+env_() {
+  echo "export KUBECONFIG=$KUBECONFIG_PATH"
+  echo "export PATH=$BIN:\$PATH"
+}
+
+dry_run() {
+  build
+  # shellcheck disable=SC2046
+  kwokctl --dry-run create cluster $(create_args)
+}
+
+case "${1:-}" in
+  build) build ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) env_ ;;
+  dry-run) dry_run ;;
+  *) echo "usage: $0 build|up|down|status|env|dry-run" >&2; exit 2 ;;
+esac

@@ -1,0 +1,55 @@
+"""``resilient-operator``: start the operator (equivalent to ``kopf run -m resilient_operator``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import handlers  # registers the handlers with kopf
+
+    parser = argparse.ArgumentParser(
+        prog="resilient-operator",
+        description="Keep ResilientServices reliable, scalable and safely deployable.")
+    parser.add_argument("-n", "--namespace", action="append", default=[],
+                        help="watch only this namespace (repeatable); default: all namespaces")
+    parser.add_argument("--metrics-port", type=int, default=handlers.CONFIG.metrics_port,
+                        help="port of the Prometheus /metrics endpoint (0 disables it)")
+    parser.add_argument("--metrics-address", default=handlers.CONFIG.metrics_address)
+    parser.add_argument("--liveness", default="",
+                        help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    parser.add_argument("--leader-elect", action="store_true",
+                        default=handlers.CONFIG.leader_elect,
+                        help="act only while holding the Lease (for more than one replica)")
+    parser.add_argument("--lease-namespace", default=handlers.CONFIG.lease_namespace)
+    parser.add_argument("--workers", type=int, default=handlers.CONFIG.workers)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    cfg = handlers.CONFIG
+    cfg.metrics_port = args.metrics_port
+    cfg.metrics_address = args.metrics_address
+    cfg.leader_elect = args.leader_elect
+    cfg.lease_namespace = args.lease_namespace
+    cfg.workers = args.workers
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    kopf.run(
+        standalone=True,  # no kopf peering: one Lease decides who acts (see leader.py)
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness or None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

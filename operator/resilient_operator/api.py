@@ -1,0 +1,213 @@
+"""The thin API layer: apply, delete, evict, patch status, post events.
+
+Every request the operator's own code makes goes through ``Api.request``, which counts it by
+verb and resource (``resilient_rest_client_requests_total``) and turns HTTP errors into the
+few outcomes the reconciler cares about.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.rest import ApiException
+
+from . import metrics, models
+from .builders import FIELD_MANAGER
+from .world import format_time
+
+log = logging.getLogger(__name__)
+
+# kind -> (api prefix, resource plural)
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "Pod": ("/api/v1", "pods"),
+    "Event": ("/api/v1", "events"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    models.KIND: (f"/apis/{models.GROUP}/{models.VERSION}", models.PLURAL),
+}
+
+
+class ApiError(Exception):
+    """A request the API server refused; ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def invalid(self) -> bool:
+        """The object can never be accepted as it is (a spec problem, not a transient one)."""
+        return self.status in (400, 422)
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def too_many(self) -> bool:
+        return self.status == 429
+
+
+def load_client() -> kubernetes.client.ApiClient:
+    """An API client from the in-cluster service account or the kubeconfig."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    config = kubernetes.client.Configuration.get_default_copy()
+    config.connection_pool_maxsize = 16
+    return kubernetes.client.ApiClient(config)
+
+
+class Api:
+    """Requests the reconciler makes, each counted by verb and resource."""
+
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.client = client
+        self.identity = socket.gethostname()
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> Any:
+        metrics.API_REQUESTS.labels(verb=verb, resource=resource).inc()
+        method, url, headers, payload, _ = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.client.call_api(method, url, headers, payload, _request_timeout=30)
+            response.read()
+        except ApiException as e:
+            raise _error(e.status or 0, e.body) from None
+        if response.status >= 400:
+            raise _error(response.status, response.data)
+        return json.loads(response.data) if response.data else None
+
+    # -- objects ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _path(kind: str, namespace: str, name: str | None = None) -> str:
+        prefix, plural = RESOURCES[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the operator's field manager."""
+        meta = obj["metadata"]
+        return self.request(
+            "apply", RESOURCES[obj["kind"]][1], "PATCH",
+            self._path(obj["kind"], meta["namespace"], meta["name"]), obj,
+            content_type="application/apply-patch+yaml",
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        )
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
+        try:
+            return self.request("get", RESOURCES[kind][1], "GET", self._path(kind, namespace, name))
+        except ApiError as e:
+            if e.not_found:
+                return None
+            raise
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete an object (only the one with this uid, when given); gone already is fine."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self.request("delete", RESOURCES[kind][1], "DELETE",
+                         self._path(kind, namespace, name), body)
+        except ApiError as e:
+            if not (e.not_found or e.status == 409):
+                raise
+
+    def evict(self, namespace: str, name: str, uid: str) -> None:
+        """Evict a pod through the Eviction API, so the PodDisruptionBudget is honoured.
+
+        Raises ApiError with status 429 when the budget says "not now"."""
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": {"preconditions": {"uid": uid}},
+        }
+        try:
+            self.request("create", "pods/eviction", "POST",
+                         self._path("Pod", namespace, name) + "/eviction", body)
+        except ApiError as e:
+            if not e.not_found:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource of a ResilientService."""
+        self.request(
+            "patch", f"{models.PLURAL}/status", "PATCH",
+            self._path(models.KIND, namespace, name) + "/status", {"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def event(
+        self, owner: dict[str, Any], type_: str, reason: str, message: str, now: float
+    ) -> None:
+        """Post a core/v1 Event about a ResilientService (best effort)."""
+        meta = owner["metadata"]
+        stamp = format_time(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{models.GROUP}/{models.VERSION}",
+                "kind": models.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": models.MANAGED_BY, "host": self.identity},
+            "reportingComponent": f"{models.GROUP}/{models.MANAGED_BY}",
+            "reportingInstance": self.identity,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.request("create", "events", "POST", self._path("Event", meta["namespace"]), body)
+        except ApiError as e:
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"],
+                        meta["name"], e)
+
+
+def _error(status: int, data: Any) -> ApiError:
+    try:
+        payload = json.loads(data) if data else {}
+    except (TypeError, ValueError):
+        payload = {}
+    return ApiError(status, str(payload.get("reason", "")), str(payload.get("message", data)))

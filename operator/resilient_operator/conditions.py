@@ -1,0 +1,192 @@
+"""Status conditions in the Kubernetes shape, computed from what the children report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .models import ResilientServiceSpec, resolve_int_or_percent
+
+READY = "Ready"
+AVAILABLE = "Available"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+CONDITION_TYPES = (READY, AVAILABLE, PROGRESSING, DEGRADED)
+
+# Reasons
+MIN_AVAILABLE = "MinimumReplicasAvailable"
+BELOW_MIN = "MinimumReplicasUnavailable"
+SCALED_TO_ZERO = "ScaledToZero"
+CREATING = "Creating"
+ROLLING_OUT = "RollingOut"
+SCALING = "Scaling"
+ROLLOUT_COMPLETE = "RolloutComplete"
+AS_EXPECTED = "AsExpected"
+ALL_GOOD = "AllGood"
+INVALID_SPEC = "InvalidSpec"
+CHILD_REJECTED = "ChildRejected"
+CHILD_CONFLICT = "ChildConflict"
+PDB_UNSATISFIABLE = "DisruptionBudgetUnsatisfiable"
+AUTOSCALER_BLIND = "AutoscalerCannotReadMetrics"
+HEALING_SUSPENDED = "HealingSuspended"
+PODS_NEED_HELP = "PodsNeedAttention"
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+
+# default unavailability tolerated without an availability policy (as a Deployment's rollout)
+DEFAULT_MAX_UNAVAILABLE = "25%"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that needs a human, for the Degraded condition."""
+
+    reason: str
+    message: str
+
+
+def required_available(spec: ResilientServiceSpec, replicas: int) -> int:
+    """Pods that must be ready for the service to count as Available."""
+    avail = spec.availability
+    if avail is not None and avail.min_available is not None:
+        return min(replicas, resolve_int_or_percent(avail.min_available, replicas, round_up=True))
+    max_unavailable = DEFAULT_MAX_UNAVAILABLE
+    if avail is not None and avail.max_unavailable is not None:
+        max_unavailable = avail.max_unavailable  # type: ignore[assignment]
+    down = resolve_int_or_percent(max_unavailable, replicas, round_up=True)
+    return max(0 if replicas == 0 else 1, replicas - down)
+
+
+def pdb_problem(spec: ResilientServiceSpec) -> Problem | None:
+    """A disruption budget that can never allow an eviction with the replicas asked."""
+    avail = spec.availability
+    replicas = spec.desired_replicas()
+    if avail is None or replicas == 0:
+        return None
+    if avail.min_available is not None:
+        need = resolve_int_or_percent(avail.min_available, replicas, round_up=True)
+        if need >= replicas:
+            return Problem(PDB_UNSATISFIABLE, (
+                f"availability.minAvailable {avail.min_available} needs {need} of {replicas} "
+                "replicas up at all times, so no pod may ever be evicted: node drains and "
+                "healing would be blocked. Lower availability.minAvailable below the replicas "
+                "or raise replicas."))
+    if avail.max_unavailable is not None:
+        down = resolve_int_or_percent(avail.max_unavailable, replicas, round_up=True)
+        if down == 0:
+            return Problem(PDB_UNSATISFIABLE, (
+                f"availability.maxUnavailable {avail.max_unavailable} allows no pod of {replicas} "
+                "to be down, so no pod may ever be evicted: node drains and healing would be "
+                "blocked. Raise availability.maxUnavailable to at least 1."))
+    return None
+
+
+def autoscaler_problem(hpa: dict[str, Any] | None) -> Problem | None:
+    """The HPA reports it cannot compute a scale (usually: no metrics)."""
+    if not hpa:
+        return None
+    for cond in (hpa.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ScalingActive" and cond.get("status") == "False":
+            if cond.get("reason") == "ScalingDisabled":
+                continue
+            return Problem(AUTOSCALER_BLIND, (
+                f"the autoscaler cannot scale: {cond.get('reason')}: {cond.get('message', '')}. "
+                "Check that metrics-server runs and the containers set resource requests for "
+                "the autoscaling targets."))
+    return None
+
+
+def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    return {"type": type_, "status": "True" if ok else "False", "reason": reason,
+            "message": message}
+
+
+def compute(
+    spec: ResilientServiceSpec,
+    generation: int,
+    deployment: dict[str, Any] | None,
+    problems: list[Problem],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Conditions (without times) and replica counts, from the Deployment's status."""
+    desired = spec.desired_replicas()
+    dstatus = (deployment or {}).get("status") or {}
+    counts = {
+        "replicas": int(dstatus.get("replicas") or 0),
+        "readyReplicas": int(dstatus.get("readyReplicas") or 0),
+        "availableReplicas": int(dstatus.get("availableReplicas") or 0),
+        "updatedReplicas": int(dstatus.get("updatedReplicas") or 0),
+    }
+    need = required_available(spec, desired)
+    if desired == 0:
+        available = _condition(AVAILABLE, True, SCALED_TO_ZERO, "scaled to zero replicas")
+    elif counts["availableReplicas"] >= need:
+        available = _condition(AVAILABLE, True, MIN_AVAILABLE,
+                               f"{counts['availableReplicas']}/{desired} available, {need} needed")
+    else:
+        available = _condition(AVAILABLE, False, BELOW_MIN,
+                               f"{counts['availableReplicas']}/{desired} available, {need} needed")
+
+    dgen = (deployment or {}).get("metadata", {}).get("generation")
+    settled = dstatus.get("observedGeneration") == dgen
+    if deployment is None:
+        progressing = _condition(PROGRESSING, True, CREATING, "creating the Deployment")
+    elif not settled or counts["updatedReplicas"] < desired or counts["replicas"] > \
+            counts["updatedReplicas"]:
+        progressing = _condition(
+            PROGRESSING, True, ROLLING_OUT,
+            f"{counts['updatedReplicas']}/{desired} pods updated, {counts['replicas']} in all")
+    elif counts["replicas"] != desired or counts["readyReplicas"] < desired:
+        progressing = _condition(
+            PROGRESSING, True, SCALING,
+            f"{counts['readyReplicas']}/{desired} ready")
+    else:
+        progressing = _condition(PROGRESSING, False, ROLLOUT_COMPLETE,
+                                 f"{desired}/{desired} pods updated and ready")
+    for cond in dstatus.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == PROGRESS_DEADLINE:
+            problems = [*problems, Problem(PROGRESS_DEADLINE, (
+                f"the rollout made no progress: {cond.get('message', '')}"))]
+
+    if problems:
+        degraded = _condition(DEGRADED, True, problems[0].reason,
+                              "; ".join(p.message for p in problems))
+    else:
+        degraded = _condition(DEGRADED, False, AS_EXPECTED, "nothing needs attention")
+
+    if available["status"] != "True":
+        ready = _condition(READY, False, available["reason"], available["message"])
+    elif degraded["status"] == "True":
+        ready = _condition(READY, False, degraded["reason"], degraded["message"])
+    elif progressing["status"] == "True":
+        ready = _condition(READY, False, progressing["reason"], progressing["message"])
+    else:
+        ready = _condition(READY, True, ALL_GOOD, available["message"])
+    conditions = [ready, available, progressing, degraded]
+    for cond in conditions:
+        cond["observedGeneration"] = generation
+    return conditions, counts
+
+
+def state_of(conditions: list[dict[str, Any]]) -> str:
+    """The one-word summary for `kubectl get`."""
+    by_type = {c["type"]: c for c in conditions}
+    if by_type[READY]["status"] == "True":
+        return "Ready"
+    if by_type[AVAILABLE]["status"] != "True":
+        return "Unavailable"
+    if by_type[DEGRADED]["status"] == "True":
+        return "Degraded"
+    return "Progressing"
+
+
+def with_times(
+    new: list[dict[str, Any]], old: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Stamp lastTransitionTime: kept from the old condition unless the status changed."""
+    previous = {c.get("type"): c for c in old}
+    out = []
+    for cond in new:
+        before = previous.get(cond["type"])
+        stamp = before.get("lastTransitionTime") if before and \
+            before.get("status") == cond["status"] else now
+        out.append({**cond, "lastTransitionTime": stamp or now})
+    return out
