@@ -207,6 +207,10 @@ metadata:
   name: kwok-$zone-$i
   annotations:
     kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    # metrics-server scrapes KWOK's per-node resource metrics here (pod usage comes from
+    # the kwok.x-k8s.io/usage-cpu and usage-memory annotations of the pods)
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-$zone-$i/metrics/resource
   labels:
     type: kwok
     kubernetes.io/hostname: kwok-$zone-$i

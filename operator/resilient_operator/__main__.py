@@ -36,12 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg.leader_elect = args.leader_elect
     cfg.lease_namespace = args.lease_namespace
     cfg.workers = args.workers
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     kopf.run(
         standalone=True,  # no kopf peering: one Lease decides who acts (see leader.py)
         clusterwide=not args.namespace,

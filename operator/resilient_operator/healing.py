@@ -262,7 +262,10 @@ def decide(
         return decision
 
     cooldown = parse_duration(policy.cooldown)
-    in_flight = len(history.in_flight)
+    # a heal whose replacement is itself unhealthy has failed: it holds no budget (the backoff
+    # below governs replacing the replacement)
+    sick = {f.pod.uid for f in decision.unhealthy}
+    in_flight = sum(1 for r in history.in_flight if r.replacement_uid not in sick)
     allowed = max_concurrent(policy, budget.replicas) - in_flight
     cooldown_until = (
         history.last_heal_at + cooldown if history.last_heal_at is not None else None
@@ -273,7 +276,7 @@ def decide(
     for finding in sorted(replaceable, key=lambda f: (order[f.reason], f.since, f.pod.name)):
         pod = finding.pod
         gen = history.generations.get(pod.uid, 0)
-        not_before = finding.since + backoff(gen, cooldown)
+        not_before = finding.crossed + backoff(gen, cooldown)
         if now < not_before:
             decision.skipped.append((finding, f"BackOff: replacement #{gen} came back "
                                      f"unhealthy; backing off {backoff(gen, cooldown):.0f}s"))

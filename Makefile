@@ -1,0 +1,74 @@
+# resilient-operator: the two commands a user needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CLUSTER := e2e/cluster.sh
+
+.PHONY: help venv crds lint unit e2e test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing clean
+
+help:
+	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
+	@echo "            apply the sample and run the operator in the foreground"
+	@echo "make test   lint, unit tests, then e2e tests against a real cluster"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+crds: $(STAMP)  ## regenerate the CRD from the pydantic models
+	$(BIN)/python -m resilient_operator.crd > crds/resilientservices.resilience.dev.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests e2e bench
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests
+
+# e2e: against $KUBECONFIG if it answers, else against the local cluster, started and stopped here
+e2e: $(STAMP)
+	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q e2e
+
+test: lint unit e2e
+
+run: $(STAMP)
+	bash e2e/with-cluster.sh -- $(MAKE) --no-print-directory run-here
+
+# the part of `make run` that needs a cluster: CRD, sample, then the operator in the foreground
+run-here:
+	kubectl apply -f crds/
+	kubectl wait --for=condition=Established crd/resilientservices.resilience.dev --timeout=60s
+	kubectl apply -f manifests/samples/web.yaml
+	@echo
+	@echo "The sample ResilientService 'web' is applied. In another shell:"
+	@echo "  export KUBECONFIG=$$KUBECONFIG"
+	@echo "  kubectl get rsvc web -o wide && kubectl describe rsvc web"
+	@echo "  kubectl get deploy,svc,pdb,hpa,pods -l app.kubernetes.io/instance=web"
+	@echo "  curl -s localhost:8080/metrics | grep ^resilient_"
+	@echo "Ctrl-C stops the operator; 'bash $(CLUSTER) down' stops the local cluster."
+	@echo
+	exec $(BIN)/resilient-operator --liveness http://127.0.0.1:8081/healthz
+
+cluster-up:
+	bash $(CLUSTER) up
+cluster-down:
+	bash $(CLUSTER) down
+cluster-status:
+	bash $(CLUSTER) status
+
+bench-converge: $(STAMP)
+	$(BIN)/python bench/converge.py
+bench-healing: $(STAMP)
+	$(BIN)/python bench/healing.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,217 @@
+"""Healing decisions: given pods, nodes, policy, history and clock, what is replaced when."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resilient_operator import healing
+from resilient_operator.healing import Budget, HealHistory, NodeView, PodView, decide
+from resilient_operator.models import Healing
+
+SEL = {"app.kubernetes.io/instance": "web", "app.kubernetes.io/name": "web",
+       "app.kubernetes.io/managed-by": "resilient-operator"}
+NOW = 10_000.0
+NODES = {f"n{i}": NodeView(f"n{i}", True, 0.0) for i in range(3)}
+
+
+def pod(name: str, *, ready: bool = True, since: float = 0.0, phase: str = "Running",
+        node: str = "n0", restarts: int = 0, waiting: str | None = None,
+        labels: dict | None = None, created: float = 0.0) -> PodView:
+    return PodView(name=name, uid=f"uid-{name}", labels=labels or dict(SEL), created=created,
+                   phase=phase, ready=ready, ready_since=since, node=node, restarts=restarts,
+                   waiting_reason=waiting)
+
+
+def healthy(n: int) -> list[PodView]:
+    return [pod(f"ok{i}") for i in range(n)]
+
+
+def test_not_ready_pod_is_replaced_at_the_timeout_and_not_before():
+    policy = Healing(not_ready_timeout="60s")
+    sick = pod("sick", ready=False, since=NOW - 59)
+    d = decide([sick, *healthy(3)], NODES, policy, Budget(4, 2), SEL, HealHistory(), NOW)
+    assert d.replace == [] and d.next_check == NOW + 1
+    d = decide([sick, *healthy(3)], NODES, policy, Budget(4, 2), SEL, HealHistory(), NOW + 1)
+    assert [r.pod.name for r in d.replace] == ["sick"]
+    assert d.replace[0].method == "Evict" and d.replace[0].crossed == NOW + 1
+
+
+def test_crashloop_by_restarts_within_window():
+    policy = Healing(max_restarts=5, restart_window="10m")
+    history = HealHistory()
+    p = pod("crash", restarts=6, created=NOW - 100)
+    healing.observe(history, [p], NOW, 600)
+    d = decide([p, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW)
+    assert [(r.pod.name, r.reason) for r in d.replace] == [("crash", healing.CRASH_LOOP)]
+
+
+def test_old_restarts_outside_the_window_do_not_count():
+    policy = Healing(max_restarts=5, restart_window="10m")
+    history = HealHistory()
+    p = pod("old", restarts=50, created=0.0)
+    healing.observe(history, [p], NOW - 700, 600)  # seen with 50 restarts 700s ago
+    healing.observe(history, [p], NOW, 600)
+    d = decide([p, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW)
+    assert d.unhealthy == []
+
+
+def test_failed_pod_is_deleted():
+    d = decide([pod("f", phase="Failed", ready=False), *healthy(3)], NODES, Healing(),
+               Budget(4, 2), SEL, HealHistory(), NOW)
+    assert [(r.pod.name, r.method) for r in d.replace] == [("f", "Delete")]
+
+
+def test_pods_on_lost_node_move_after_node_lost_timeout():
+    nodes = {**NODES, "dead": NodeView("dead", False, NOW - 29)}
+    pods = [pod("lost", node="dead"), *healthy(3)]
+    policy = Healing(node_lost_timeout="30s")
+    d = decide(pods, nodes, policy, Budget(4, 2), SEL, HealHistory(), NOW)
+    assert d.replace == [] and d.next_check == NOW + 1
+    d = decide(pods, nodes, policy, Budget(4, 2), SEL, HealHistory(), NOW + 1)
+    assert [(r.pod.name, r.reason, r.method) for r in d.replace] == [
+        ("lost", healing.NODE_LOST, "Delete")]
+
+
+def test_hopeless_pods_are_reported_never_replaced():
+    pods = [pod("img", ready=False, waiting="ImagePullBackOff"), *healthy(3)]
+    d = decide(pods, NODES, Healing(), Budget(4, 2), SEL, HealHistory(), NOW)
+    assert d.replace == []
+    assert [(f.pod.name, f.replaceable) for f in d.unhealthy] == [("img", False)]
+
+
+def test_storm_breaker_suspends_healing():
+    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(2)] + healthy(2)
+    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(4, 1), SEL, HealHistory(), NOW)
+    assert d.suspended and d.replace == []
+    assert "2 of 4" in d.storm_message
+
+
+def test_cooldown_blocks_a_second_heal():
+    history = HealHistory(last_heal_at=NOW - 10)
+    pods = [pod("sick", ready=False), *healthy(5)]
+    d = decide(pods, NODES, Healing(cooldown="30s", max_concurrent=5), Budget(6, 2), SEL,
+               history, NOW)
+    assert d.replace == [] and d.next_check == NOW + 20
+
+
+def test_observe_only_decides_the_same_and_disabled_nothing():
+    pods = [pod("sick", ready=False), *healthy(3)]
+    seen = decide(pods, NODES, Healing(mode="ObserveOnly"), Budget(4, 2), SEL, HealHistory(), NOW)
+    acts = decide(pods, NODES, Healing(mode="Enabled"), Budget(4, 2), SEL, HealHistory(), NOW)
+    assert [r.pod.name for r in seen.replace] == [r.pod.name for r in acts.replace] == ["sick"]
+    off = decide(pods, NODES, Healing(mode="Disabled"), Budget(4, 2), SEL, HealHistory(), NOW)
+    assert off.replace == [] and off.unhealthy == []
+
+
+def test_replacement_that_comes_back_unhealthy_backs_off():
+    history = HealHistory()
+    first = pod("a", ready=False, since=NOW - 100)
+    others = healthy(3)
+    d = decide([first, *others], NODES, Healing(cooldown="10s"), Budget(4, 2), SEL, history, NOW)
+    healing.record(history, d.replace[0], [first, *others], NOW)
+    successor = pod("b", ready=False, since=NOW + 1, created=NOW + 1)
+    healing.observe(history, [successor, *others], NOW + 2, 600)
+    assert history.generations[successor.uid] == 1
+    # the successor crosses notReadyTimeout at NOW+61; the backoff (10s) adds to it
+    d = decide([successor, *others], NODES, Healing(cooldown="10s"), Budget(4, 2), SEL, history,
+               NOW + 65)
+    assert d.replace == [] and "BackOff" in d.skipped[0][1]
+    d = decide([successor, *others], NODES, Healing(cooldown="10s"), Budget(4, 2), SEL, history,
+               NOW + 300)
+    assert [r.pod.name for r in d.replace] == ["b"]
+
+
+def test_recovery_time_is_measured_from_unhealthy_to_replacement_ready():
+    history = HealHistory()
+    sick = pod("a", ready=False, since=NOW - 60)
+    d = decide([sick, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, history, NOW)
+    healing.record(history, d.replace[0], [sick, *healthy(3)], NOW)
+    new = pod("b", ready=True, since=NOW + 5, created=NOW + 1)
+    done = healing.observe(history, [new, *healthy(3)], NOW + 6, 600)
+    assert [(r.pod_name, t) for r, t in done] == [("a", 65.0)]
+    assert history.in_flight == []
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+@st.composite
+def worlds(draw):
+    n = draw(st.integers(1, 12))
+    nodes = {f"n{i}": NodeView(f"n{i}", draw(st.booleans()), draw(st.floats(0, NOW)))
+             for i in range(3)}
+    pods = []
+    for i in range(n):
+        mine = draw(st.integers(0, 9)) > 0
+        pods.append(PodView(
+            name=f"p{i}", uid=f"u{i}",
+            labels=dict(SEL) if mine else {"app.kubernetes.io/instance": "other"},
+            created=draw(st.floats(0, NOW)),
+            phase=draw(st.sampled_from(["Running", "Running", "Failed", "Pending"])),
+            ready=draw(st.booleans()), ready_since=draw(st.floats(0, NOW)),
+            node=draw(st.sampled_from(list(nodes))), restarts=draw(st.integers(0, 10)),
+            waiting_reason=draw(st.sampled_from([None, None, "CrashLoopBackOff",
+                                                 "ImagePullBackOff"])),
+        ))
+    policy = Healing(
+        mode=draw(st.sampled_from(["Enabled", "ObserveOnly", "Disabled"])),
+        max_concurrent=draw(st.one_of(st.integers(0, 4), st.sampled_from(["25%", "50%"]))),
+        storm_threshold=draw(st.one_of(st.integers(1, 6), st.sampled_from(["30%", "50%"]))),
+        not_ready_timeout=draw(st.sampled_from(["1s", "60s", "1h"])),
+    )
+    in_flight = draw(st.integers(0, 3))
+    history = HealHistory(
+        last_heal_at=draw(st.one_of(st.none(), st.floats(NOW - 100, NOW))),
+        in_flight=[healing.HealRecord(f"x{i}", f"x{i}", "NotReady", 0, NOW - 1, frozenset())
+                   for i in range(in_flight)])
+    replicas = draw(st.integers(1, 12))
+    budget = Budget(replicas, draw(st.integers(0, replicas)))
+    return pods, nodes, policy, budget, history
+
+
+@settings(max_examples=400, deadline=None)
+@given(worlds())
+def test_decisions_respect_every_bound(world):
+    pods, nodes, policy, budget, history = world
+    d = decide(pods, nodes, policy, budget, SEL, history, NOW)
+    chosen = [r.pod for r in d.replace]
+    # never a pod of another service, never twice
+    assert all(all(p.labels.get(k) == v for k, v in SEL.items()) for p in chosen)
+    assert len({p.uid for p in chosen}) == len(chosen)
+    # never more than the budget of concurrent heals
+    assert len(history.in_flight) + len(chosen) <= max(
+        len(history.in_flight), healing.max_concurrent(policy, budget.replicas))
+    assert len(chosen) <= healing.max_concurrent(policy, budget.replicas)
+    # nothing while disabled; nothing within the cooldown
+    if policy.mode == "Disabled":
+        assert d.replace == [] and d.unhealthy == []
+    if history.last_heal_at is not None and history.last_heal_at + 30 > NOW:
+        assert d.replace == []
+    # never below the availability policy: ready pods taken away keep min_available
+    lost = {n for n, v in nodes.items() if not v.ready}
+    ready = [p for p in pods if p.ready and p.node not in lost and all(
+        p.labels.get(k) == v for k, v in SEL.items())]
+    taken = [p for p in chosen if p.ready and p.node not in lost and p.phase != "Failed"]
+    assert not taken or len(ready) - len(taken) >= budget.min_available
+    # the storm breaker trips exactly at the threshold
+    live = [p for p in pods if all(p.labels.get(k) == v for k, v in SEL.items())]
+    if policy.mode != "Disabled":
+        limit = healing.storm_limit(policy, max(len(live), budget.replicas))
+        assert d.suspended == (bool(d.unhealthy) and len(d.unhealthy) >= limit)
+        if d.suspended:
+            assert d.replace == []
+    # deadlines are in the future
+    assert d.next_check is None or d.next_check > NOW
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 3600), st.integers(1, 600))
+def test_not_ready_deadline_is_exact(since_ago, timeout):
+    policy = Healing(not_ready_timeout=f"{timeout}s")
+    t = healing.parse_duration(policy.not_ready_timeout)
+    p = pod("x", ready=False, since=NOW - since_ago)
+    finding, deadline = healing.classify(p, NODES, policy, HealHistory(), NOW)
+    if since_ago >= t:
+        assert finding is not None and finding.reason == healing.NOT_READY
+    else:
+        assert finding is None and deadline == NOW - since_ago + t

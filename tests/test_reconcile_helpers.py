@@ -1,0 +1,53 @@
+"""Drift detection and the work queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from resilient_operator.reconciler import differs
+from resilient_operator.workqueue import WorkQueue
+
+
+def test_differs_ignores_server_defaults_and_compares_quantities():
+    wanted = {"spec": {"replicas": 3, "template": {"spec": {"containers": [
+        {"name": "a", "resources": {"requests": {"cpu": "0.1", "memory": "1Gi"}}}]}}}}
+    actual = {"metadata": {"resourceVersion": "9"}, "spec": {
+        "replicas": 3, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [
+            {"name": "a", "terminationMessagePath": "/dev/termination-log",
+             "resources": {"requests": {"cpu": "100m", "memory": "1073741824"}}}]}}}}
+    assert not differs(wanted, actual)
+
+
+def test_differs_sees_drift():
+    wanted = {"spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}}}}
+    assert differs(wanted, {"spec": {"replicas": 5, "selector": {"matchLabels": {"a": "b"}}}})
+    assert differs(wanted, {"spec": {"replicas": 3}})
+    assert differs({"ports": [{"port": 80}]}, {"ports": [{"port": 80}, {"port": 81}]})
+
+
+def test_workqueue_dedups_and_serialises_a_key():
+    async def scenario():
+        q = WorkQueue()
+        q.add("a")
+        q.add("a")
+        q.add("b")
+        assert len(q) == 2
+        key = await q.get()
+        assert key == "a"
+        q.add("a")  # re-added while processing: not handed out twice at once
+        assert await q.get() == "b"
+        q.done("b")
+        q.done("a")
+        assert await asyncio.wait_for(q.get(), 1) == "a"
+
+    asyncio.run(scenario())
+
+
+def test_workqueue_deadline_wakes_a_key():
+    async def scenario():
+        q = WorkQueue()
+        q.add_after("k", 0.05)
+        q.add_after("k", 10)  # a later deadline does not push out the earlier one
+        assert await asyncio.wait_for(q.get(), 1) == "k"
+
+    asyncio.run(scenario())
