@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.leader_elect = args.leader_elect
     cfg.lease_namespace = args.lease_namespace
     cfg.workers = args.workers
+    cfg.namespaces = args.namespace
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -32,6 +32,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "Node": ("/api/v1", "nodes"),
     models.KIND: (f"/apis/{models.GROUP}/{models.VERSION}", models.PLURAL),
 }
 
@@ -123,6 +124,29 @@ class Api:
             content_type="application/apply-patch+yaml",
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
+
+    def list(self, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in one namespace, or all), paged."""
+        prefix, plural = RESOURCES[kind]
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("limit", "500")]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self.request("list", plural, "GET", path, query=query)
+            # list items carry no apiVersion/kind; give them what a watch event would have
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", page.get("apiVersion"))
+                item.setdefault("kind", str(page.get("kind", "")).removesuffix("List"))
+                items.append(item)
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import ResilientServiceSpec, resolve_int_or_percent
+from .world import parse_time
 
 READY = "Ready"
 AVAILABLE = "Available"
@@ -80,19 +81,29 @@ def pdb_problem(spec: ResilientServiceSpec) -> Problem | None:
     return None
 
 
-def autoscaler_problem(hpa: dict[str, Any] | None) -> Problem | None:
-    """The HPA reports it cannot compute a scale (usually: no metrics)."""
+# an autoscaler has no metrics for its first minute or so: only then is it a problem
+AUTOSCALER_GRACE_SECONDS = 90.0
+
+
+def autoscaler_problem(
+    hpa: dict[str, Any] | None, now: float
+) -> tuple[Problem | None, float | None]:
+    """The HPA reports, for longer than a grace period, that it cannot compute a scale
+    (usually: no metrics). Also returns when to look again if it is within the grace."""
     if not hpa:
-        return None
+        return None, None
     for cond in (hpa.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "ScalingActive" and cond.get("status") == "False":
             if cond.get("reason") == "ScalingDisabled":
                 continue
+            since = parse_time(cond.get("lastTransitionTime")) or now
+            if now < since + AUTOSCALER_GRACE_SECONDS:
+                return None, since + AUTOSCALER_GRACE_SECONDS
             return Problem(AUTOSCALER_BLIND, (
                 f"the autoscaler cannot scale: {cond.get('reason')}: {cond.get('message', '')}. "
                 "Check that metrics-server runs and the containers set resource requests for "
-                "the autoscaling targets."))
-    return None
+                "the autoscaling targets.")), None
+    return None, None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:

@@ -12,14 +12,14 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 import prometheus_client
 
 from . import metrics, models
-from .api import Api, load_client
+from .api import Api, ApiError, load_client
 from .leader import LeaderElector
 from .reconciler import Reconciler
 from .workqueue import WorkQueue
@@ -43,6 +43,7 @@ class Config:
     lease_name: str = os.environ.get("RESILIENT_LEASE_NAME", "resilient-operator")
     lease_seconds: int = int(os.environ.get("RESILIENT_LEASE_SECONDS", "10"))
     identity: str = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    namespaces: list[str] = field(default_factory=list)
 
 
 CONFIG = Config()
@@ -67,10 +68,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.elector = LeaderElector(
         memo.api if cfg.leader_elect else None, cfg.lease_namespace, cfg.lease_name,
         cfg.identity, time.time, lease_seconds=cfg.lease_seconds)
-    if cfg.metrics_port:
+    # one LIST of everything before the first reconcile (see World.prime)
+    await asyncio.get_running_loop().run_in_executor(
+        memo.executor, memo.world.prime, memo.api, cfg.namespaces)
+    if cfg.metrics_port and not getattr(memo, "metrics_started", False):
         prometheus_client.start_http_server(cfg.metrics_port, cfg.metrics_address)
+        memo.metrics_started = True
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_address, cfg.metrics_port)
     memo.tasks = [asyncio.create_task(_worker(memo)) for _ in range(cfg.workers)]
+    _enqueue_all(memo)
     memo.tasks.append(asyncio.create_task(_resync(memo, cfg.resync_seconds)))
     memo.tasks.append(asyncio.create_task(memo.elector.run(lambda: _enqueue_all(memo))))
 
@@ -84,7 +90,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 def _enqueue_all(memo: kopf.Memo) -> None:
-    for key in memo.world:
+    for key in memo.world.resource_keys():
         memo.queue.add(key)
 
 
@@ -105,6 +111,11 @@ async def _worker(memo: kopf.Memo) -> None:
                 queue.add_after(key, delay)
         except asyncio.CancelledError:
             raise
+        except ApiError as e:
+            # the API refused (conflict, namespace terminating, throttled...): retry later
+            metrics.RECONCILES.labels(result="error").inc()
+            backoff = queue.retry(key)
+            log.warning("reconcile of %s: %s; retrying in %.1fs", key, e, backoff)
         except Exception:
             metrics.RECONCILES.labels(result="error").inc()
             backoff = queue.retry(key)

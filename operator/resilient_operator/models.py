@@ -386,7 +386,8 @@ class UnhealthyPod(K8sModel):
     reason: str = Field(description="NotReady, CrashLoop, Failed, NodeLost, or a reason that "
                         "replacing cannot help (ImagePullBackOff, Unschedulable...).")
     since: str = Field(description="When the pod became unhealthy.")
-    action: str = Field(description="Replace, Wait, or Report (replacing would not help).")
+    action: str = Field(description="Replace, WouldReplace (ObserveOnly), Wait (a budget or "
+                        "backoff holds it), or Report (replacing would not help).")
     message: str = Field(default="", description="Details.")
 
 
@@ -395,7 +396,7 @@ class HealAction(K8sModel):
 
     pod: str = Field(description="Pod acted on.")
     reason: str = Field(description="Why.")
-    action: str = Field(description="Evicted, Deleted, or WouldReplace (ObserveOnly).")
+    action: str = Field(description="Evicted or Deleted.")
     time: str = Field(description="When.")
 
 

@@ -123,7 +123,8 @@ class Reconciler:
             if problem is not None:
                 problems.append(problem)
         self._note_scaling(body, mem, spec, now)
-        autoscaler = conditions.autoscaler_problem(actual.get("HorizontalPodAutoscaler"))
+        autoscaler, autoscaler_check = conditions.autoscaler_problem(
+            actual.get("HorizontalPodAutoscaler"), now)
         if autoscaler is not None and spec.autoscaling is not None:
             problems.append(autoscaler)
 
@@ -131,6 +132,7 @@ class Reconciler:
         problems.extend(heal_report.problems)
         self._write_status(body, spec, generation, actual.get("Deployment"), problems,
                            heal_report.status, now)
+        next_check = _earliest(next_check, autoscaler_check)
         if next_check is None:
             return None
         return max(0.05, next_check - self.clock())
@@ -277,7 +279,8 @@ class Reconciler:
             if not finding.replaceable:
                 action, message = "Report", finding.message
             elif finding.pod.uid in acted:
-                action, message = "Replace", finding.message
+                action = "WouldReplace" if acted[finding.pod.uid] == "observed" else "Replace"
+                message = finding.message
             else:
                 action = "Wait"
                 message = f"{finding.message}; {skipped.get(finding.pod.uid, '')}".rstrip("; ")

@@ -155,6 +155,23 @@ class World:
             changed = deleted or old is None or old.ready != view.ready
             return set(self.pods_by_node.get(view.name, ())) if changed else set()
 
+    def prime(self, api: Any, namespaces: list[str]) -> None:
+        """Fill the cache with one LIST of everything watched, before any reconcile runs, so
+        that a (re)started operator never mistakes a child it has not seen yet for a missing
+        one. The watches then keep it current."""
+        selector = f"{models.LABEL_MANAGED_BY}={models.MANAGED_BY}"
+        for ns in namespaces or [None]:  # type: ignore[list-item]
+            for body in api.list(models.KIND, ns):
+                self.set_resource(body, False)
+            for kind in ("Deployment", "Service", "PodDisruptionBudget",
+                         "HorizontalPodAutoscaler"):
+                for body in api.list(kind, ns, selector):
+                    self.set_child(kind, body, False)
+            for body in api.list("Pod", ns, selector):
+                self.set_pod(body, False)
+        for body in api.list("Node"):
+            self.set_node(body, False)
+
     # -- reads (snapshots for one reconcile) ------------------------------------------------
 
     def resource(self, key: Key) -> dict[str, Any] | None:
@@ -173,6 +190,6 @@ class World:
         with self._lock:
             return dict(self.nodes)
 
-    def keys(self) -> list[Key]:
+    def resource_keys(self) -> list[Key]:
         with self._lock:
             return list(self.resources)
