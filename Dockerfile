@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir --upgrade pip==25.3 \
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels resilient-operator \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels resilient-operator==0.1.0 \
  && rm -rf /wheels
 # a numeric non-root user, so runAsNonRoot can be verified by the kubelet
 USER 65532:65532

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -184,8 +185,8 @@ def operator(cluster: None) -> Iterator[Operator]:
 @pytest.fixture
 def ns(request: pytest.FixtureRequest, cluster: None) -> Iterator[str]:
     """A namespace of the test's own, deleted afterwards."""
-    name = f"e2e-{request.node.name[:30].lower().replace('_', '-').strip('-')}-" \
-           f"{uuid.uuid4().hex[:5]}"
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"e2e-{stem}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -51,3 +51,13 @@ def test_workqueue_deadline_wakes_a_key():
         assert await asyncio.wait_for(q.get(), 1) == "k"
 
     asyncio.run(scenario())
+
+
+def test_stray_selector_keys_are_removed():
+    from resilient_operator.reconciler import stray_keys
+
+    wanted = {"spec": {"selector": {"a": "1"}}}
+    actual = {"spec": {"selector": {"a": "1", "app": "other"}}}
+    assert stray_keys(wanted, actual, [("spec", "selector")]) == {
+        "spec": {"selector": {"app": None}}}
+    assert stray_keys(wanted, wanted, [("spec", "selector")]) == {}

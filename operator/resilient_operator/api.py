@@ -148,6 +148,11 @@ class Api:
             if not token:
                 return items
 
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch (used only to remove keys that apply cannot take away)."""
+        self.request("patch", RESOURCES[kind][1], "PATCH", self._path(kind, namespace, name),
+                     patch, content_type="application/merge-patch+json")
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
         try:

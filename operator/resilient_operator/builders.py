@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,15 @@ from . import models
 from .models import ResilientServiceSpec
 
 FIELD_MANAGER = "resilient-operator"
+# Hash of everything the operator sets on a child: a field dropped from the spec changes it, so
+# the child is re-applied (and server-side apply removes the field) even across restarts.
+APPLIED_HASH = "resilience.dev/applied-hash"
+# Maps that must hold exactly the operator's keys: an extra selector key would silently send
+# traffic (or a budget) nowhere, and server-side apply never removes another writer's key.
+EXACT_MAPS: dict[str, list[tuple[str, ...]]] = {
+    "Service": [("spec", "selector")],
+    "PodDisruptionBudget": [("spec", "selector", "matchLabels")],
+}
 
 
 @dataclass(frozen=True)
@@ -189,11 +200,19 @@ def horizontal_pod_autoscaler(owner: Owner, spec: ResilientServiceSpec) -> dict[
 CHILD_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
 
 
+def _stamped(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    obj["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest
+    return obj
+
+
 def children(owner: Owner, spec: ResilientServiceSpec) -> dict[str, dict[str, Any] | None]:
     """Every child kind mapped to its wanted object, or None where it should not exist."""
     return {
-        "Deployment": deployment(owner, spec),
-        "Service": service(owner, spec),
-        "PodDisruptionBudget": pod_disruption_budget(owner, spec),
-        "HorizontalPodAutoscaler": horizontal_pod_autoscaler(owner, spec),
+        "Deployment": _stamped(deployment(owner, spec)),
+        "Service": _stamped(service(owner, spec)),
+        "PodDisruptionBudget": _stamped(pod_disruption_budget(owner, spec)),
+        "HorizontalPodAutoscaler": _stamped(horizontal_pod_autoscaler(owner, spec)),
     }

@@ -8,8 +8,6 @@ every action. Safe to run twice and after a crash halfway through.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import re
@@ -157,8 +155,9 @@ class Reconciler:
                 self._event(body, NORMAL, REMOVED, f"Removed {kind} {name}: no longer in the "
                             "spec", now)
             return None
-        digest = _digest(wanted)
-        if actual is not None and not differs(wanted, actual):
+        digest = wanted["metadata"]["annotations"][builders.APPLIED_HASH]
+        stray = stray_keys(wanted, actual, builders.EXACT_MAPS.get(kind, []))
+        if actual is not None and not stray and not differs(wanted, actual):
             mem.applied[kind] = digest
             return None
         if actual is None:
@@ -174,6 +173,9 @@ class Reconciler:
                            "ResilientService; the operator leaves it alone: delete or rename it")
                 self._warn_once(body, mem, f"{conditions.CHILD_CONFLICT}/{kind}", message, now)
                 return Problem(conditions.CHILD_CONFLICT, message)
+            if stray:
+                # keys another writer added to a map the operator owns whole
+                self.api.merge_patch(kind, namespace, name, stray)
             self.api.apply(wanted)
         except ApiError as e:
             if e.invalid:
@@ -433,8 +435,22 @@ def _owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
 
-def _digest(obj: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+def stray_keys(
+    wanted: dict[str, Any], actual: dict[str, Any] | None, paths: list[tuple[str, ...]]
+) -> dict[str, Any]:
+    """A merge patch that removes keys others added to maps the operator owns exactly."""
+    patch: dict[str, Any] = {}
+    for path in paths:
+        want, have = wanted, actual or {}
+        for part in path:
+            want, have = (want or {}).get(part) or {}, (have or {}).get(part) or {}
+        extra = {k: None for k in have if k not in want}
+        if extra:
+            node = patch
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = extra
+    return patch
 
 
 def _remove_series(metric: Any, *labels: str) -> None:
