@@ -8,13 +8,23 @@ import time
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from tests.strategies import specs
 
 from resilient_operator import builders
 from resilient_operator.models import parse_spec
-from tests.strategies import specs
 
 from .conftest import (
-    ROOT, Operator, apply, condition, events, get, kubectl, live_pods, ready_pods, rsvc, wait_for,
+    ROOT,
+    Operator,
+    apply,
+    condition,
+    events,
+    get,
+    kubectl,
+    live_pods,
+    ready_pods,
+    rsvc,
+    wait_for,
 )
 
 SELECTOR = {"app.kubernetes.io/instance": "web", "app.kubernetes.io/managed-by":
