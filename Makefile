@@ -27,7 +27,7 @@ crds: $(STAMP)  ## regenerate the CRD from the pydantic models
 	$(BIN)/python -m resilient_operator.crd > crds/resilientservices.resilience.dev.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e bench
+	$(BIN)/ruff check operator tests e2e $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
