@@ -45,7 +45,7 @@ run: $(STAMP)
 
 # the part of `make run` that needs a cluster: CRD, sample, then the operator in the foreground
 run-here:
-	kubectl apply -f crds/
+	kubectl apply --server-side --force-conflicts -k crds/
 	kubectl wait --for=condition=Established crd/resilientservices.resilience.dev --timeout=60s
 	kubectl apply -f manifests/samples/web.yaml
 	@echo

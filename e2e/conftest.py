@@ -170,13 +170,14 @@ def cluster() -> None:
         pytest.exit("no cluster: set KUBECONFIG (make e2e starts a local one)", returncode=2)
     if shutil.which("kubectl") is None:
         pytest.exit("kubectl is not on PATH", returncode=2)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established",
             "crd/resilientservices.resilience.dev", "--timeout=60s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(cluster: None) -> Iterator[Operator]:
+    """One operator per test module (modules that start their own never overlap with it)."""
     op = Operator().start()
     yield op
     op.stop()
