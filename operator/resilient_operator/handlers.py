@@ -19,7 +19,8 @@ import kopf
 import prometheus_client
 
 from . import metrics, models
-from .api import Api, ApiError, load_client
+from .api import RESOURCES, Api, ApiError, load_client
+from .builders import CHILD_KINDS
 from .leader import LeaderElector
 from .reconciler import Reconciler
 from .workqueue import WorkQueue
@@ -146,30 +147,20 @@ async def resource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     memo.queue.add(key)
 
 
-async def _child_event(kind: str, event: kopf.RawEvent, memo: kopf.Memo) -> None:
-    key = memo.world.set_child(kind, event["object"], _deleted(event))
-    if key is not None:
-        memo.queue.add(key)
+def _watch_child(kind: str, group: str, version: str, plural: str) -> None:
+    async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        key = memo.world.set_child(kind, event["object"], _deleted(event))
+        if key is not None:
+            memo.queue.add(key)
+
+    kopf.on.event(group, version, plural, labels=MANAGED, id=f"{plural}-event")(child_event)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await _child_event("Deployment", event, memo)
-
-
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await _child_event("Service", event, memo)
-
-
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-async def pdb_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await _child_event("PodDisruptionBudget", event, memo)
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
-async def hpa_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await _child_event("HorizontalPodAutoscaler", event, memo)
+# the children, watched by the operator's label only
+for _kind in CHILD_KINDS:
+    _prefix, _plural = RESOURCES[_kind]
+    _parts = _prefix.strip("/").split("/")  # ["api", "v1"] or ["apis", group, version]
+    _watch_child(_kind, "" if _parts[0] == "api" else _parts[1], _parts[-1], _plural)
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)

@@ -330,8 +330,12 @@ class Reconciler:
             metrics.HEALS.labels(ns, svc, rep.reason, "error").inc()
             raise
         result = "evicted" if rep.method == "Evict" else "deleted"
+        sent = self.clock()
         metrics.HEALS.labels(ns, svc, rep.reason, result).inc()
-        metrics.REACTION_SECONDS.labels(rep.reason).observe(max(0.0, now - rep.crossed))
+        metrics.REACTION_SECONDS.labels(rep.reason).observe(max(0.0, sent - rep.crossed))
+        log.info("heal %s/%s pod=%s reason=%s result=%s unhealthy_since=%.3f crossed=%.3f "
+                 "sent=%.3f", ns, svc, pod.name, rep.reason, result, rep.since, rep.crossed,
+                 sent)
         healing.record(mem.history, rep, pods, now)
         assert mem.totals is not None
         if rep.reason == healing.NODE_LOST:

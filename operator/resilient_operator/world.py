@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import models
+from .builders import CHILD_KINDS
 from .healing import NodeView, PodView
 
 Key = tuple[str, str]  # (namespace, name) of a ResilientService
@@ -163,8 +164,7 @@ class World:
         for ns in namespaces or [None]:  # type: ignore[list-item]
             for body in api.list(models.KIND, ns):
                 self.set_resource(body, False)
-            for kind in ("Deployment", "Service", "PodDisruptionBudget",
-                         "HorizontalPodAutoscaler"):
+            for kind in CHILD_KINDS:
                 for body in api.list(kind, ns, selector):
                     self.set_child(kind, body, False)
             for body in api.list("Pod", ns, selector):

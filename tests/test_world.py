@@ -1,0 +1,53 @@
+"""The watch cache: pods and nodes as healing sees them, and who a node change concerns."""
+
+from __future__ import annotations
+
+from resilient_operator.world import World, pod_view
+
+LABELS = {"app.kubernetes.io/instance": "web", "app.kubernetes.io/name": "web",
+          "app.kubernetes.io/managed-by": "resilient-operator"}
+
+
+def pod(name: str, node: str, ready: str = "True", restarts: int = 0) -> dict:
+    return {"metadata": {"name": name, "namespace": "shop", "uid": f"u-{name}", "labels": LABELS,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": node},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": ready, "lastTransitionTime": "2026-01-01T00:01:00Z"}],
+                "containerStatuses": [{"restartCount": restarts, "state": {
+                    "waiting": {"reason": "CrashLoopBackOff"}}}]}}
+
+
+def node(name: str, ready: str) -> dict:
+    return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"topology.kubernetes.io/zone": "zone-a"}},
+            "status": {"conditions": [{"type": "Ready", "status": ready,
+                                       "lastTransitionTime": "2026-01-01T00:02:00Z"}]}}
+
+
+def test_pod_view_reads_readiness_restarts_and_waiting_reason():
+    view = pod_view(pod("a", "n1", ready="False", restarts=4))
+    assert not view.ready and view.restarts == 4 and view.waiting_reason == "CrashLoopBackOff"
+    assert view.ready_since == view.created + 60
+
+
+def test_node_change_concerns_only_services_with_pods_there():
+    world = World()
+    world.set_node(node("n1", "True"), False)
+    world.set_node(node("n2", "True"), False)
+    assert world.set_pod(pod("a", "n1"), False) == ("shop", "web")
+    assert world.set_node(node("n2", "False"), False) == set()
+    assert world.set_node(node("n1", "False"), False) == {("shop", "web")}
+    assert world.set_node(node("n1", "False"), False) == set()  # a heartbeat, no change
+    world.set_pod(pod("a", "n1"), True)
+    assert world.set_node(node("n1", "True"), False) == set()
+    assert world.pods_of(("shop", "web")) == []
+
+
+def test_objects_without_the_operators_labels_are_ignored():
+    world = World()
+    other = pod("x", "n1")
+    other["metadata"]["labels"] = {"app": "other"}
+    assert world.set_pod(other, False) is None
+    assert world.set_child("Service", {"metadata": {"name": "x", "namespace": "shop"}},
+                           False) is None
