@@ -65,10 +65,11 @@ cluster-down:
 cluster-status:
 	bash $(CLUSTER) status
 
+# benchmarks print numbers (see README); ARGS="--count 1000" etc. are passed through
 bench-converge: $(STAMP)
-	$(BIN)/python bench/converge.py
+	bash e2e/with-cluster.sh -- $(BIN)/python bench/converge.py $(ARGS)
 bench-healing: $(STAMP)
-	$(BIN)/python bench/healing.py
+	bash e2e/with-cluster.sh -- $(BIN)/python bench/healing.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -113,7 +113,7 @@ def main() -> None:
               "writes")
     finally:
         op.stop()
-        kubectl("delete", "namespace", args.namespace, "--wait=false", check=False)
+        kubectl("delete", "namespace", args.namespace, "--wait=true", check=False, timeout=900)
 
 
 if __name__ == "__main__":

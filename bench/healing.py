@@ -15,6 +15,9 @@ import argparse
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import kubernetes
 
 from common import (
     apply_many,
@@ -58,6 +61,15 @@ def ready_since(pod: dict, status: str) -> float | None:
     return None
 
 
+def label_all(namespace: str, names: list[str]) -> None:
+    """Mark every victim not-ready at (nearly) the same moment: parallel label patches."""
+    config = kubernetes.config.new_client_from_config()
+    core = kubernetes.client.CoreV1Api(config)
+    patch = {"metadata": {"labels": {"fault.resilience.dev/pod": "not-ready"}}}
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(lambda n: core.patch_namespaced_pod(n, namespace, patch), names))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=100)
@@ -90,9 +102,7 @@ def main() -> None:
                    for _, ps in sorted(by_service.items())[:faults]]
         cpu0 = cpu_seconds(pid)
         t0 = time.time()
-        for i in range(0, len(victims), 100):
-            kubectl("label", "pod", "-n", args.namespace, *victims[i:i + 100],
-                    "fault.resilience.dev/pod=not-ready", "--overwrite", timeout=300)
+        label_all(args.namespace, victims)
         injected = time.time() - t0
         # wait for every victim to be gone and every service to be whole again
         def healed() -> bool:
@@ -109,7 +119,7 @@ def main() -> None:
         # eviction (its own clock); the API server's audit log gives an outside check
         heals = {}
         for line in op.log_path.read_text().splitlines():
-            if " heal " in line and " crossed=" in line:
+            if line.startswith("heal ") and " crossed=" in line:
                 fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
                 heals[fields["pod"]] = {k: float(fields[k]) for k in
                                         ("unhealthy_since", "crossed", "sent")}
@@ -146,7 +156,7 @@ def main() -> None:
             print("audit log not available: reaction times need the embedded cluster")
     finally:
         op.stop()
-        kubectl("delete", "namespace", args.namespace, "--wait=false", check=False)
+        kubectl("delete", "namespace", args.namespace, "--wait=true", check=False, timeout=900)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,9 @@ options:
   kubeVersion: $K8S_VERSION
   bindAddress: 127.0.0.1
   heartbeatFactor: 1
+  # no client-side QPS limits in the controllers: benchmarks measure the operator, not the
+  # controller-manager's default 20 requests/s
+  disableQPSLimits: true
   nodeLeaseDurationSeconds: 10
   enableMetricsServer: true
   enableCRDs: [Stage]

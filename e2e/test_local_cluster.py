@@ -28,7 +28,7 @@ def local_cluster() -> bool:
 @pytest.mark.skipif(not local_cluster(), reason="KUBECONFIG is not the embedded local cluster")
 def test_every_binary_is_local_and_nothing_is_downloaded() -> None:
     dry = subprocess.run(["bash", str(SCRIPT), "dry-run"], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env={**os.environ, "CLUSTER_NAME": "dry-run-check"})
     assert dry.returncode == 0, dry.stderr
     fetched = [line for line in dry.stdout.splitlines() if line.startswith("# Download")]
     assert fetched, dry.stdout[:2000]

@@ -181,6 +181,7 @@ BAD = [
     ("spec.healing.mode", {"healing": {"mode": "Sometimes"}}),
     ("spec.replicas", {"replicas": -1}),
     ("spec.service.ports[0].port", {"service": {"ports": [{"port": 70000}]}}),
+    ("spec.service", {"service": {"ports": [{"port": 80}, {"port": 81}]}}),
     ("spec.template.metadata.labels", {"template": {"metadata": {"labels": {
         "app.kubernetes.io/instance": "x"}}, "spec": {"containers": [
             {"name": "a", "image": "b"}]}}}),

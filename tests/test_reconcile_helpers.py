@@ -61,3 +61,22 @@ def test_stray_selector_keys_are_removed():
     assert stray_keys(wanted, actual, [("spec", "selector")]) == {
         "spec": {"selector": {"app": None}}}
     assert stray_keys(wanted, wanted, [("spec", "selector")]) == {}
+
+
+def test_a_deadline_goes_ahead_of_the_backlog():
+    async def scenario():
+        q = WorkQueue()
+        for i in range(5):
+            q.add(f"status-{i}")
+        q.add_after("heal", 0.01)
+        await asyncio.sleep(0.05)
+        assert await q.get() == "heal"
+        q.done("heal")
+        q.add("status-0", urgent=True)  # already queued: moves ahead, handed out once
+        assert await q.get() == "status-0"
+        q.done("status-0")
+        rest = [await q.get() for _ in range(4)]
+        assert rest == ["status-1", "status-2", "status-3", "status-4"]
+        assert len(q) == 0
+
+    asyncio.run(scenario())

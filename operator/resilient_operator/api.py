@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import threading
+import time
 from typing import Any
 
 import kubernetes.client
@@ -59,6 +61,11 @@ class ApiError(Exception):
     def too_many(self) -> bool:
         return self.status == 429
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """The namespace is being deleted: nothing can (or should) be created in it."""
+        return self.status == 403 and "being terminated" in self.message
+
 
 def load_client() -> kubernetes.client.ApiClient:
     """An API client from the in-cluster service account or the kubeconfig."""
@@ -77,7 +84,8 @@ class Api:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.client = client
         self.identity = socket.gethostname()
-        self._lock = threading.Lock()
+        self._events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=10000)
+        threading.Thread(target=self._post_events, name="events", daemon=True).start()
 
     def request(
         self,
@@ -227,11 +235,27 @@ class Api:
             "lastTimestamp": stamp,
             "count": 1,
         }
+        # posted by a background thread: an event never delays the action it explains
         try:
-            self.request("create", "events", "POST", self._path("Event", meta["namespace"]), body)
-        except ApiError as e:
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"],
-                        meta["name"], e)
+            self._events.put_nowait((meta["namespace"], body))
+        except queue.Full:
+            log.warning("event queue full; dropped %s on %s/%s", reason, meta["namespace"],
+                        meta["name"])
+
+    def _post_events(self) -> None:
+        while True:
+            namespace, body = self._events.get()
+            try:
+                self.request("create", "events", "POST", self._path("Event", namespace), body)
+            except Exception as e:  # noqa: BLE001 - events are best effort
+                log.warning("could not post event %s on %s/%s: %s", body["reason"], namespace,
+                            body["involvedObject"]["name"], e)
+
+    def flush_events(self, timeout: float = 5.0) -> None:
+        """Wait (a little) until queued events are posted (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while not self._events.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _error(status: int, data: Any) -> ApiError:

@@ -37,7 +37,7 @@ class Config:
 
     metrics_port: int = int(os.environ.get("RESILIENT_METRICS_PORT", "8080"))
     metrics_address: str = os.environ.get("RESILIENT_METRICS_ADDRESS", "0.0.0.0")
-    workers: int = int(os.environ.get("RESILIENT_WORKERS", "4"))
+    workers: int = int(os.environ.get("RESILIENT_WORKERS", "8"))
     resync_seconds: float = float(os.environ.get("RESILIENT_RESYNC_SECONDS", "300"))
     leader_elect: bool = os.environ.get("RESILIENT_LEADER_ELECT", "") in ("1", "true", "yes")
     lease_namespace: str = os.environ.get("RESILIENT_LEASE_NAMESPACE", "resilient-system")
@@ -86,6 +86,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task in getattr(memo, "tasks", []):
         task.cancel()
+    if hasattr(memo, "api"):  # the last events explain the last actions: post them
+        await asyncio.get_running_loop().run_in_executor(None, memo.api.flush_events)
     if hasattr(memo, "executor"):
         memo.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -113,7 +115,12 @@ async def _worker(memo: kopf.Memo) -> None:
         except asyncio.CancelledError:
             raise
         except ApiError as e:
-            # the API refused (conflict, namespace terminating, throttled...): retry later
+            if e.namespace_terminating:
+                # the namespace goes, and the resource with it: do not fight the deletion
+                log.info("reconcile of %s: namespace is terminating; not retrying", key)
+                queue.forget(key)
+                continue
+            # the API refused (conflict, throttled...): retry later
             metrics.RECONCILES.labels(result="error").inc()
             backoff = queue.retry(key)
             log.warning("reconcile of %s: %s; retrying in %.1fs", key, e, backoff)

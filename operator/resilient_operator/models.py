@@ -184,6 +184,17 @@ class ServicePort(K8sModel):
 class ServiceSpec(K8sModel):
     """Load balancing in front of the pods: a Service owned by the resource."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.ports.size() <= 1 || self.ports.all(p, has(p.name))",
+                    "message": "every port needs a name when there is more than one",
+                }
+            ]
+        }
+    )
+
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         default="ClusterIP", description="Kubernetes Service type."
     )
