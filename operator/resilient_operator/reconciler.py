@@ -168,11 +168,19 @@ class Reconciler:
         else:
             action, reason = "updated", UPDATED
         try:
-            if actual is None and self._foreign(body, kind, wanted):
-                message = (f"a {kind} named {name} already exists and is not owned by this "
-                           "ResilientService; the operator leaves it alone: delete or rename it")
-                self._warn_once(body, mem, f"{conditions.CHILD_CONFLICT}/{kind}", message, now)
-                return Problem(conditions.CHILD_CONFLICT, message)
+            if actual is None:
+                # not in the cache: check the API before creating (one GET, on creation only)
+                existing = self.api.get(kind, namespace, name)
+                if existing is not None and not _owned_by(existing, body["metadata"]["uid"]):
+                    message = (f"a {kind} named {name} already exists and is not owned by this "
+                               "ResilientService; the operator leaves it alone: delete or "
+                               "rename it")
+                    self._warn_once(body, mem, f"{conditions.CHILD_CONFLICT}/{kind}", message,
+                                    now)
+                    return Problem(conditions.CHILD_CONFLICT, message)
+                if existing is not None and not differs(wanted, existing):
+                    mem.applied[kind] = digest  # the watch has not caught up yet: nothing to do
+                    return None
             if stray:
                 # keys another writer added to a map the operator owns whole
                 self.api.merge_patch(kind, namespace, name, stray)
@@ -190,12 +198,6 @@ class Reconciler:
         verb = {"created": "Created", "restored": "Restored drifted", "updated": "Updated"}[action]
         self._event(body, NORMAL, reason, f"{verb} {kind} {name}", now)
         return None
-
-    def _foreign(self, body: dict[str, Any], kind: str, wanted: dict[str, Any]) -> bool:
-        """True when an object of this name exists and is not ours: it is never taken over."""
-        meta = wanted["metadata"]
-        existing = self.api.get(kind, meta["namespace"], meta["name"])
-        return existing is not None and not _owned_by(existing, body["metadata"]["uid"])
 
     def _note_scaling(
         self, body: dict[str, Any], mem: ServiceMemory, spec: ResilientServiceSpec, now: float
