@@ -34,6 +34,14 @@ def start_operator(name: str, workers: int = 8) -> Operator:
                     {"KUBECONFIG": service_account_kubeconfig()}).start()
 
 
+def prepare(namespace: str, name: str) -> Operator:
+    """RBAC installed, an empty namespace, and the operator running as its ServiceAccount."""
+    install_rbac()
+    kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", timeout=600)
+    kubectl("create", "namespace", namespace)
+    return start_operator(name)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK

@@ -20,10 +20,9 @@ from common import (
     audit_log,
     by_verb,
     cpu_seconds,
-    install_rbac,
     kubectl,
     peak_rss_mib,
-    start_operator,
+    prepare,
     wait,
 )
 
@@ -60,13 +59,8 @@ def main() -> None:
     parser.add_argument("--namespace", default="bench-converge")
     args = parser.parse_args()
 
-    install_rbac()
-    kubectl("delete", "namespace", args.namespace, "--ignore-not-found", "--wait=true",
-            timeout=600)
-    kubectl("create", "namespace", args.namespace)
-    op = start_operator("bench-converge")
-    assert op.proc is not None
-    pid = op.proc.pid
+    op = prepare(args.namespace, "bench-converge")
+    pid = op.pid
     audit = audit_log()
     try:
         cpu0 = cpu_seconds(pid)

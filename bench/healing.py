@@ -24,12 +24,11 @@ from common import (
     audit_entries,
     audit_log,
     cpu_seconds,
-    install_rbac,
     kubectl,
     peak_rss_mib,
     percentiles,
+    prepare,
     stamp,
-    start_operator,
     wait,
 )
 
@@ -80,13 +79,8 @@ def main() -> None:
     faults = args.faults if args.faults is not None else args.services
     total = args.services * args.replicas
 
-    install_rbac()
-    kubectl("delete", "namespace", args.namespace, "--ignore-not-found", "--wait=true",
-            timeout=600)
-    kubectl("create", "namespace", args.namespace)
-    op = start_operator("bench-healing")
-    assert op.proc is not None
-    pid = op.proc.pid
+    op = prepare(args.namespace, "bench-healing")
+    pid = op.pid
     audit = audit_log()
     try:
         apply_many([manifest(i, args.replicas) for i in range(args.services)], args.namespace)

@@ -87,6 +87,17 @@ def test_storm_breaker_suspends_healing():
     assert "2 of 4" in d.storm_message
 
 
+def test_a_forming_storm_holds_the_first_heal():
+    # one pod is past its timeout, two more are failing but not yet past theirs
+    pods = [pod("first", ready=False, since=NOW - 61),
+            pod("second", ready=False, since=NOW - 5), pod("third", ready=False, since=NOW - 5),
+            *healthy(1)]
+    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(4, 1), SEL, HealHistory(), NOW)
+    assert d.replace == [] and not d.suspended
+    assert d.skipped[0][1].startswith("StormForming")
+    assert d.next_check == NOW + 55
+
+
 def test_cooldown_blocks_a_second_heal():
     history = HealHistory(last_heal_at=NOW - 10)
     pods = [pod("sick", ready=False), *healthy(5)]
@@ -200,6 +211,11 @@ def test_decisions_respect_every_bound(world):
         assert d.suspended == (bool(d.unhealthy) and len(d.unhealthy) >= limit)
         if d.suspended:
             assert d.replace == []
+    # nothing is healed while the pods failing now (crossed or not) reach the storm threshold
+    if d.replace:
+        failing = {f.pod.uid for f in d.unhealthy} | {
+            p.uid for p in live if p.phase == "Running" and not p.ready and not p.terminating}
+        assert len(failing) < healing.storm_limit(policy, max(len(live), budget.replicas))
     # deadlines are in the future
     assert d.next_check is None or d.next_check > NOW
 

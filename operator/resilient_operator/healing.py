@@ -260,6 +260,16 @@ def decide(
             decision.skipped.append((f, "HealingSuspended"))
         decision.next_check = next_check
         return decision
+    # pods failing now but not yet past their threshold: when, with them, the share reaches
+    # the threshold, a storm may be forming; healing the first pod to cross would be churn
+    failing = {f.pod.uid for f in decision.unhealthy} | {
+        p.uid for p in live if p.phase == "Running" and not p.ready}
+    if replaceable and len(failing) >= limit:
+        for f in replaceable:
+            decision.skipped.append((f, f"StormForming: {len(failing)} of {population} pods "
+                                     "are failing now; waiting to see whether they recover"))
+        decision.next_check = next_check
+        return decision
 
     cooldown = parse_duration(policy.cooldown)
     # a heal whose replacement is itself unhealthy has failed: it holds no budget (the backoff
