@@ -12,7 +12,6 @@ READY = "Ready"
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
-CONDITION_TYPES = (READY, AVAILABLE, PROGRESSING, DEGRADED)
 
 # Reasons
 MIN_AVAILABLE = "MinimumReplicasAvailable"
