@@ -16,7 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from e2e.conftest import Operator, kubectl  # noqa: E402
+from e2e.conftest import Operator, kubectl, rsvc  # noqa: E402
 from e2e.test_install import SA_USER, SYSTEM, service_account_kubeconfig  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -40,6 +40,14 @@ def prepare(namespace: str, name: str) -> Operator:
     kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", timeout=600)
     kubectl("create", "namespace", namespace)
     return start_operator(name)
+
+
+def service(i: int, replicas: int, **spec: Any) -> dict[str, Any]:
+    """The i-th benchmark ResilientService; small requests, so thousands of pods fit."""
+    body = rsvc(f"svc-{i:04d}", replicas, **spec)
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "10m", "memory": "16Mi"}}
+    return body
 
 
 def cpu_seconds(pid: int) -> float:

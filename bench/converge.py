@@ -23,6 +23,7 @@ from common import (
     kubectl,
     peak_rss_mib,
     prepare,
+    service,
     wait,
 )
 
@@ -30,18 +31,8 @@ WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
 
 def manifest(i: int, replicas: int) -> dict:
-    return {
-        "apiVersion": "resilience.dev/v1alpha1", "kind": "ResilientService",
-        "metadata": {"name": f"svc-{i:04d}"},
-        "spec": {
-            "replicas": replicas,
-            "template": {"spec": {"containers": [{
-                "name": "app", "image": "registry.example/app:1",
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}},
-            "service": {"ports": [{"name": "http", "port": 80}]},
-            "availability": {"maxUnavailable": 1, "zoneSpread": {}},
-        },
-    }
+    return service(i, replicas, service={"ports": [{"name": "http", "port": 80}]},
+                   availability={"maxUnavailable": 1, "zoneSpread": {}})
 
 
 def available_count(namespace: str) -> int:

@@ -28,6 +28,7 @@ from common import (
     peak_rss_mib,
     percentiles,
     prepare,
+    service,
     stamp,
     wait,
 )
@@ -36,16 +37,8 @@ NOT_READY_TIMEOUT = 10.0
 
 
 def manifest(i: int, replicas: int) -> dict:
-    return {
-        "apiVersion": "resilience.dev/v1alpha1", "kind": "ResilientService",
-        "metadata": {"name": f"svc-{i:04d}"},
-        "spec": {
-            "replicas": replicas,
-            "template": {"spec": {"containers": [{"name": "app",
-                                                  "image": "registry.example/app:1"}]}},
-            "healing": {"notReadyTimeout": f"{NOT_READY_TIMEOUT:.0f}s", "cooldown": "1s"},
-        },
-    }
+    return service(i, replicas, healing={"notReadyTimeout": f"{NOT_READY_TIMEOUT:.0f}s",
+                                         "cooldown": "1s"})
 
 
 def pods(namespace: str) -> list[dict]:
