@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-crds: $(STAMP)  ## regenerate the CRD from the pydantic models
-	$(BIN)/python -m resilient_operator.crd > crds/resilientservices.resilience.dev.yaml
+crds: $(STAMP)  ## regenerate the CRD from the pydantic models, and the RBAC from the kinds table
+	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
+	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests e2e $(wildcard bench)
 	$(BIN)/mypy
+	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
 
 unit: $(STAMP)

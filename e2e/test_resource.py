@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from tests.strategies import specs
 
-from resilient_operator import builders
-from resilient_operator.models import parse_spec
+from resilient_operator.builders import children as builders
+from resilient_operator.resource.models import parse_spec
 
 from .conftest import (
     ROOT,

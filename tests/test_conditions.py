@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from resilient_operator import conditions
-from resilient_operator.models import parse_spec
+from resilient_operator.policy import conditions
+from resilient_operator.resource.models import parse_spec
 
 
 def deployment(replicas=3, ready=3, available=3, updated=3, generation=1, observed=1):

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from resilient_operator import crd
+from resilient_operator.resource import crd
 
 from .conftest import ROOT
 

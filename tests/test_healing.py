@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resilient_operator import healing
-from resilient_operator.healing import Budget, HealHistory, NodeView, PodView, decide
-from resilient_operator.models import Healing
+from resilient_operator.policy import healing
+from resilient_operator.policy.healing import Budget, HealHistory, decide
+from resilient_operator.resource.models import Healing
+from resilient_operator.resource.views import NodeView, PodView
 
 SEL = {"app.kubernetes.io/instance": "web", "app.kubernetes.io/name": "web",
        "app.kubernetes.io/managed-by": "resilient-operator"}
@@ -81,18 +85,53 @@ def test_hopeless_pods_are_reported_never_replaced():
 
 
 def test_storm_breaker_suspends_healing():
-    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(2)] + healthy(2)
-    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(4, 1), SEL, HealHistory(), NOW)
+    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(3)] + healthy(3)
+    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(6, 1), SEL, HealHistory(), NOW)
     assert d.suspended and d.replace == []
-    assert "2 of 4" in d.storm_message
+    assert "3 of 6" in d.storm_message
+
+
+def test_a_storm_needs_the_share_and_storm_min_pods():
+    # half of a two-pod service is not a storm: its one sick pod is healed
+    pods = [pod("sick", ready=False, since=0.0), *healthy(1)]
+    d = decide(pods, NODES, Healing(), Budget(2, 1), SEL, HealHistory(), NOW)
+    assert not d.suspended and [r.pod.name for r in d.replace] == ["sick"]
+    # a one-pod service (an HPA at minReplicas 1) heals its only pod
+    d = decide([pod("only", ready=False, since=0.0)], NODES, Healing(), Budget(1, 0), SEL,
+               HealHistory(), NOW)
+    assert [r.pod.name for r in d.replace] == ["only"]
+    # with stormMinPods 2, two of four is a storm again
+    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(2)] + healthy(2)
+    d = decide(pods, NODES, Healing(storm_min_pods=2), Budget(4, 1), SEL, HealHistory(), NOW)
+    assert d.suspended
+
+
+def test_pods_unhealthy_during_a_storm_get_a_fresh_grace_when_it_lifts():
+    history = HealHistory(resumed_at=NOW - 10)
+    pods = [pod("sick", ready=False, since=NOW - 300), *healthy(3)]
+    d = decide(pods, NODES, Healing(not_ready_timeout="60s"), Budget(4, 2), SEL, history, NOW)
+    assert d.replace == [] and d.skipped[0][1].startswith("Grace")
+    assert d.next_check == NOW + 50
+    d = decide(pods, NODES, Healing(not_ready_timeout="60s"), Budget(4, 2), SEL, history,
+               NOW + 50)
+    assert [r.pod.name for r in d.replace] == ["sick"]
+
+
+def test_not_ready_timeout_counts_from_when_the_operator_saw_the_change():
+    # the condition says NOW-60 (seconds resolution); the operator saw it at NOW-59.4
+    late = pod("late", ready=False, since=NOW - 60)
+    late = dataclasses.replace(late, seen_ready_change=NOW - 59.4)
+    d = decide([late, *healthy(3)], NODES, Healing(not_ready_timeout="60s"), Budget(4, 2), SEL,
+               HealHistory(), NOW)
+    assert d.replace == [] and d.next_check == pytest.approx(NOW + 0.6)
 
 
 def test_a_forming_storm_holds_the_first_heal():
     # one pod is past its timeout, two more are failing but not yet past theirs
     pods = [pod("first", ready=False, since=NOW - 61),
             pod("second", ready=False, since=NOW - 5), pod("third", ready=False, since=NOW - 5),
-            *healthy(1)]
-    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(4, 1), SEL, HealHistory(), NOW)
+            *healthy(3)]
+    d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(6, 1), SEL, HealHistory(), NOW)
     assert d.replace == [] and not d.suspended
     assert d.skipped[0][1].startswith("StormForming")
     assert d.next_check == NOW + 55
@@ -120,10 +159,10 @@ def test_replacement_that_comes_back_unhealthy_backs_off():
     first = pod("a", ready=False, since=NOW - 100)
     others = healthy(3)
     d = decide([first, *others], NODES, Healing(cooldown="10s"), Budget(4, 2), SEL, history, NOW)
-    healing.record(history, d.replace[0], [first, *others], NOW)
+    healing.record(history, d.replace[0], NOW)
     successor = pod("b", ready=False, since=NOW + 1, created=NOW + 1)
     healing.observe(history, [successor, *others], NOW + 2, 600)
-    assert history.generations[successor.uid] == 1
+    assert history.generations[successor.name] == 1
     # the successor crosses notReadyTimeout at NOW+61; the backoff (10s) adds to it
     d = decide([successor, *others], NODES, Healing(cooldown="10s"), Budget(4, 2), SEL, history,
                NOW + 65)
@@ -137,7 +176,7 @@ def test_recovery_time_is_measured_from_unhealthy_to_replacement_ready():
     history = HealHistory()
     sick = pod("a", ready=False, since=NOW - 60)
     d = decide([sick, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, history, NOW)
-    healing.record(history, d.replace[0], [sick, *healthy(3)], NOW)
+    healing.record(history, d.replace[0], NOW)
     new = pod("b", ready=True, since=NOW + 5, created=NOW + 1)
     done = healing.observe(history, [new, *healthy(3)], NOW + 6, 600)
     assert [(r.pod_name, t) for r, t in done] == [("a", 65.0)]

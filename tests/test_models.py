@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from resilient_operator import models
-from resilient_operator.models import parse_duration, parse_spec, resolve_int_or_percent
+from resilient_operator.resource import models
+from resilient_operator.resource.models import parse_duration, parse_spec, resolve_int_or_percent
 
 
 def test_sample_parses_with_every_section(sample):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from resilient_operator.reconciler import differs
-from resilient_operator.workqueue import WorkQueue
+from resilient_operator.policy.drift import differs
+from resilient_operator.runtime.workqueue import WorkQueue
 
 
 def test_differs_ignores_server_defaults_and_compares_quantities():
@@ -54,7 +54,7 @@ def test_workqueue_deadline_wakes_a_key():
 
 
 def test_stray_selector_keys_are_removed():
-    from resilient_operator.reconciler import stray_keys
+    from resilient_operator.policy.drift import stray_keys
 
     wanted = {"spec": {"selector": {"a": "1"}}}
     actual = {"spec": {"selector": {"a": "1", "app": "other"}}}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from resilient_operator.world import World, pod_view
+from resilient_operator.kube.views import pod_view
+from resilient_operator.kube.world import World
 
 LABELS = {"app.kubernetes.io/instance": "web", "app.kubernetes.io/name": "web",
           "app.kubernetes.io/managed-by": "resilient-operator"}

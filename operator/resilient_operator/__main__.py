@@ -10,27 +10,28 @@ import kopf
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import handlers  # registers the handlers with kopf
+    from . import handlers  # noqa: F401 - registers the handlers with kopf
+    from .settings import SETTINGS
 
     parser = argparse.ArgumentParser(
         prog="resilient-operator",
         description="Keep ResilientServices reliable, scalable and safely deployable.")
     parser.add_argument("-n", "--namespace", action="append", default=[],
                         help="watch only this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--metrics-port", type=int, default=handlers.CONFIG.metrics_port,
+    parser.add_argument("--metrics-port", type=int, default=SETTINGS.metrics_port,
                         help="port of the Prometheus /metrics endpoint (0 disables it)")
-    parser.add_argument("--metrics-address", default=handlers.CONFIG.metrics_address)
+    parser.add_argument("--metrics-address", default=SETTINGS.metrics_address)
     parser.add_argument("--liveness", default="",
                         help="liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
     parser.add_argument("--leader-elect", action="store_true",
-                        default=handlers.CONFIG.leader_elect,
+                        default=SETTINGS.leader_elect,
                         help="act only while holding the Lease (for more than one replica)")
-    parser.add_argument("--lease-namespace", default=handlers.CONFIG.lease_namespace)
-    parser.add_argument("--workers", type=int, default=handlers.CONFIG.workers)
+    parser.add_argument("--lease-namespace", default=SETTINGS.lease_namespace)
+    parser.add_argument("--workers", type=int, default=SETTINGS.workers)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
-    cfg = handlers.CONFIG
+    cfg = SETTINGS
     cfg.metrics_port = args.metrics_port
     cfg.metrics_address = args.metrics_address
     cfg.leader_elect = args.leader_elect

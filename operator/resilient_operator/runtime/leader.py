@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import metrics
-from .api import Api, ApiError
-from .world import format_time, parse_time
+from .. import metrics
+from ..kube.api import Api, ApiError
+from ..resource.times import format_time, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -17,26 +17,22 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import urllib3
 from kubernetes.client.rest import ApiException
 
-from . import metrics, models
-from .builders import FIELD_MANAGER
-from .world import format_time
+from .. import metrics
+from ..resource import models
+from ..resource.times import format_time
+from .kinds import KINDS
 
 log = logging.getLogger(__name__)
 
+FIELD_MANAGER = "resilient-operator"
+# a second manager, only to replace lists that another writer extended (see restore_lists)
+RESTORE_MANAGER = "resilient-operator-restore"
+
 # kind -> (api prefix, resource plural)
-RESOURCES: dict[str, tuple[str, str]] = {
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "Service": ("/api/v1", "services"),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
-    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "Pod": ("/api/v1", "pods"),
-    "Event": ("/api/v1", "events"),
-    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
-    "Node": ("/api/v1", "nodes"),
-    models.KIND: (f"/apis/{models.GROUP}/{models.VERSION}", models.PLURAL),
-}
+RESOURCES: dict[str, tuple[str, str]] = {k.kind: (k.prefix, k.plural) for k in KINDS.values()}
 
 
 class ApiError(Exception):
@@ -52,6 +48,12 @@ class ApiError(Exception):
     def invalid(self) -> bool:
         """The object can never be accepted as it is (a spec problem, not a transient one)."""
         return self.status in (400, 422)
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying soon as it is: a conflict, throttling, a timeout or an unreachable
+        server. Everything else is reported to the user when it persists."""
+        return self.status in (0, 409, 429, 503, 504)
 
     @property
     def not_found(self) -> bool:
@@ -111,6 +113,9 @@ class Api:
             response.read()
         except ApiException as e:
             raise _error(e.status or 0, e.body) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            # unreachable, reset, timed out: one ApiError (status 0), never a traceback
+            raise ApiError(0, "Unreachable", f"{type(e).__name__}: {e}") from None
         if response.status >= 400:
             raise _error(response.status, response.data)
         return json.loads(response.data) if response.data else None
@@ -123,14 +128,16 @@ class Api:
         path = f"{prefix}/namespaces/{namespace}/{plural}"
         return f"{path}/{name}" if name else path
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply under the operator's field manager."""
+    def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply under the operator's field manager (``dry_run``: validate only)."""
         meta = obj["metadata"]
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if dry_run:
+            query.append(("dryRun", "All"))
         return self.request(
-            "apply", RESOURCES[obj["kind"]][1], "PATCH",
+            "dry-run" if dry_run else "apply", RESOURCES[obj["kind"]][1], "PATCH",
             self._path(obj["kind"], meta["namespace"], meta["name"]), obj,
-            content_type="application/apply-patch+yaml",
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml", query=query,
         )
 
     def list(self, kind: str, namespace: str | None = None,
@@ -157,9 +164,12 @@ class Api:
                 return items
 
     def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """A JSON merge patch (used only to remove keys that apply cannot take away)."""
+        """A JSON merge patch, only for what apply cannot take away: keys another writer added
+        to a map the operator owns, entries another writer added to a list (merge patches
+        replace lists whole)."""
         self.request("patch", RESOURCES[kind][1], "PATCH", self._path(kind, namespace, name),
-                     patch, content_type="application/merge-patch+json")
+                     patch, content_type="application/merge-patch+json",
+                     query=[("fieldManager", RESTORE_MANAGER)])
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
@@ -199,9 +209,9 @@ class Api:
             if not e.not_found:
                 raise
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource of a ResilientService."""
-        self.request(
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource of a ResilientService; return the new object."""
+        return self.request(
             "patch", f"{models.PLURAL}/status", "PATCH",
             self._path(models.KIND, namespace, name) + "/status", {"status": status},
             content_type="application/merge-patch+json",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .models import ResilientServiceSpec, resolve_int_or_percent
-from .world import parse_time
+from ..resource.models import ResilientServiceSpec, resolve_int_or_percent
+from ..resource.times import parse_time
 
 READY = "Ready"
 AVAILABLE = "Available"
@@ -30,6 +30,7 @@ PDB_UNSATISFIABLE = "DisruptionBudgetUnsatisfiable"
 AUTOSCALER_BLIND = "AutoscalerCannotReadMetrics"
 HEALING_SUSPENDED = "HealingSuspended"
 PODS_NEED_HELP = "PodsNeedAttention"
+HEALING_CANNOT_ACT = "HealingCannotAct"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 
 # default unavailability tolerated without an availability policy (as a Deployment's rollout)
@@ -110,21 +111,30 @@ def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any
             "message": message}
 
 
+def replica_counts(deployments: list[dict[str, Any]]) -> dict[str, int]:
+    """Pods of the service, summed over its Deployments (the stable and canary tracks)."""
+    counts = {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0, "updatedReplicas": 0}
+    for deployment in deployments:
+        dstatus = deployment.get("status") or {}
+        for k in counts:
+            counts[k] += int(dstatus.get(k) or 0)
+    return counts
+
+
 def compute(
     spec: ResilientServiceSpec,
     generation: int,
     deployment: dict[str, Any] | None,
     problems: list[Problem],
+    counts: dict[str, int] | None = None,
+    progressing_override: tuple[bool, str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Conditions (without times) and replica counts, from the Deployment's status."""
+    """Conditions (without times) and replica counts, from the stable Deployment's status
+    (``counts`` over every track when given; ``progressing_override`` while a rollout runs)."""
     desired = spec.desired_replicas()
     dstatus = (deployment or {}).get("status") or {}
-    counts = {
-        "replicas": int(dstatus.get("replicas") or 0),
-        "readyReplicas": int(dstatus.get("readyReplicas") or 0),
-        "availableReplicas": int(dstatus.get("availableReplicas") or 0),
-        "updatedReplicas": int(dstatus.get("updatedReplicas") or 0),
-    }
+    if counts is None:
+        counts = replica_counts([deployment] if deployment else [])
     need = required_available(spec, desired)
     if desired == 0:
         available = _condition(AVAILABLE, True, SCALED_TO_ZERO, "scaled to zero replicas")
@@ -151,6 +161,8 @@ def compute(
     else:
         progressing = _condition(PROGRESSING, False, ROLLOUT_COMPLETE,
                                  f"{desired}/{desired} pods updated and ready")
+    if progressing_override is not None:
+        progressing = _condition(PROGRESSING, *progressing_override)
     for cond in dstatus.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == PROGRESS_DEADLINE:
             problems = [*problems, Problem(PROGRESS_DEADLINE, (

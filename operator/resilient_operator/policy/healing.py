@@ -1,7 +1,9 @@
 """Self-healing decisions: which pods to replace now, which to report, and when to look again.
 
-Everything here is pure: pods, nodes, the policy, the history and the clock come in as plain
-data, a Decision comes out. The reconciler acts on it and records what it did in the history.
+Everything here is pure: pods, nodes, the policy, the state and the clock come in as plain
+data, a Decision comes out. The healing actor (reconcile/healing.py) carries it out and records
+what it did in the state, which lives in ``status.healing`` so a restart or a new leader
+continues exactly (cooldown, heals in flight, backoff, the storm breaker).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .models import Healing, parse_duration, resolve_int_or_percent
+from ..resource.models import Healing, parse_duration, resolve_int_or_percent
+from ..resource.views import NodeView, PodView
 
 # Unhealthy classes (reasons) that replacing the pod can cure.
 NOT_READY = "NotReady"
@@ -33,34 +36,6 @@ HEAL_TIMEOUT_SECONDS = 300.0
 Method = Literal["Evict", "Delete"]
 
 
-@dataclass(frozen=True)
-class PodView:
-    """What healing needs to know of a pod."""
-
-    name: str
-    uid: str
-    labels: dict[str, str]
-    created: float
-    phase: str = "Running"
-    ready: bool = True
-    ready_since: float | None = None  # last transition of the Ready condition
-    node: str | None = None
-    restarts: int = 0
-    waiting_reason: str | None = None
-    unschedulable: bool = False
-    terminating: bool = False
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """A node's readiness: ready, and since when its Ready condition has been as it is."""
-
-    name: str
-    ready: bool
-    since: float
-    zone: str | None = None
-
-
 @dataclass
 class HealRecord:
     """One replacement the operator started, until its successor is Ready."""
@@ -70,22 +45,24 @@ class HealRecord:
     reason: str
     unhealthy_since: float
     acted_at: float
-    known_uids: frozenset[str]
     generation: int = 0
-    replacement_uid: str | None = None
+    replacement: str | None = None  # name of the pod that replaced it, once seen
 
 
 @dataclass
 class HealHistory:
-    """What healing remembers of one service between decisions."""
+    """What healing remembers of one service between decisions. Everything but the restart
+    samples is kept in status.healing (see reconcile/healing.py)."""
 
     last_heal_at: float | None = None
     in_flight: list[HealRecord] = field(default_factory=list)
-    # replacement pod uid -> how many replacements in a row led to it (for the backoff)
+    # replacement pod name -> how many replacements in a row led to it (for the backoff)
     generations: dict[str, int] = field(default_factory=dict)
-    # pod uid -> observations (time, restartCount), oldest first
-    restart_samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     suspended: bool = False
+    resumed_at: float | None = None  # when the storm breaker last let go
+    # pod uid -> observations (time, restartCount), oldest first (process memory: after a
+    # restart, restarts are counted from the first observation, which only delays a heal)
+    restart_samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,7 +167,7 @@ def classify(
         return Finding(pod, CRASH_LOOP, seen, True,
                        f"{restarts} restarts within {policy.restart_window}", seen), None
     if pod.phase == "Running" and not pod.ready:
-        since = pod.ready_since if pod.ready_since is not None else pod.created
+        since = pod.not_ready_since
         deadline = since + parse_duration(policy.not_ready_timeout)
         if now >= deadline:
             return Finding(pod, NOT_READY, since, True,
@@ -208,8 +185,19 @@ def max_concurrent(policy: Healing, replicas: int) -> int:
 
 
 def storm_limit(policy: Healing, pods: int) -> int:
-    """Unhealthy pods at which the storm breaker trips."""
-    return max(1, resolve_int_or_percent(policy.storm_threshold, pods, round_up=True))
+    """Unhealthy pods at which the storm breaker trips: the share, and never fewer than
+    stormMinPods (one sick pod of a one- or two-replica service is not a storm)."""
+    share = resolve_int_or_percent(policy.storm_threshold, pods, round_up=True)
+    return max(1, policy.storm_min_pods, share)
+
+
+def grace_after_storm(reason: str, policy: Healing) -> float:
+    """The fresh grace a pod that was unhealthy during a storm gets once healing resumes."""
+    if reason == NODE_LOST:
+        return parse_duration(policy.node_lost_timeout)
+    if reason in (NOT_READY, CRASH_LOOP):
+        return parse_duration(policy.not_ready_timeout)
+    return 0.0
 
 
 def backoff(generation: int, cooldown: float) -> float:
@@ -253,8 +241,9 @@ def decide(
         decision.suspended = True
         decision.storm_message = (
             f"{len(decision.unhealthy)} of {population} pods are unhealthy (threshold "
-            f"{policy.storm_threshold}): the cause is likely shared (a dependency or a release), "
-            "not the pods; healing resumes when fewer are unhealthy"
+            f"{policy.storm_threshold}, at least {policy.storm_min_pods} pods): the cause is "
+            "likely shared (a dependency or a release), not the pods; healing resumes when "
+            "fewer are unhealthy"
         )
         for f in replaceable:
             decision.skipped.append((f, "HealingSuspended"))
@@ -274,8 +263,8 @@ def decide(
     cooldown = parse_duration(policy.cooldown)
     # a heal whose replacement is itself unhealthy has failed: it holds no budget (the backoff
     # below governs replacing the replacement)
-    sick = {f.pod.uid for f in decision.unhealthy}
-    in_flight = sum(1 for r in history.in_flight if r.replacement_uid not in sick)
+    sick = {f.pod.name for f in decision.unhealthy}
+    in_flight = sum(1 for r in history.in_flight if r.replacement not in sick)
     allowed = max_concurrent(policy, budget.replicas) - in_flight
     cooldown_until = (
         history.last_heal_at + cooldown if history.last_heal_at is not None else None
@@ -285,7 +274,15 @@ def decide(
     order = {NODE_LOST: 0, FAILED: 1, CRASH_LOOP: 2, NOT_READY: 3}
     for finding in sorted(replaceable, key=lambda f: (order[f.reason], f.since, f.pod.name)):
         pod = finding.pod
-        gen = history.generations.get(pod.uid, 0)
+        if history.resumed_at is not None and finding.since < history.resumed_at:
+            # unhealthy during a storm: many recover when the shared cause goes away
+            graced = history.resumed_at + grace_after_storm(finding.reason, policy)
+            if now < graced:
+                decision.skipped.append((finding, "Grace: healing resumed after a storm; "
+                                         "waiting to see whether the pod recovers"))
+                next_check = _earliest(next_check, graced)
+                continue
+        gen = history.generations.get(pod.name, 0)
         not_before = finding.crossed + backoff(gen, cooldown)
         if now < not_before:
             decision.skipped.append((finding, f"BackOff: replacement #{gen} came back "
@@ -339,20 +336,22 @@ def observe(history: HealHistory, pods: list[PodView], now: float, window: float
             del history.restart_samples[uid]
 
     completed: list[tuple[HealRecord, float]] = []
-    claimed = {r.replacement_uid for r in history.in_flight if r.replacement_uid}
+    claimed = {r.replacement for r in history.in_flight if r.replacement}
     by_age = sorted(pods, key=lambda p: (p.created, p.name))
     for record in history.in_flight:
-        if record.replacement_uid is None:
+        if record.replacement is None:
+            # the Deployment's new pod: created at or after the heal (timestamps are seconds)
             for pod in by_age:
-                if pod.uid not in record.known_uids and pod.uid not in claimed:
-                    record.replacement_uid = pod.uid
-                    claimed.add(pod.uid)
-                    history.generations[pod.uid] = record.generation + 1
+                if pod.created >= math.floor(record.acted_at) and pod.uid != record.pod_uid \
+                        and pod.name not in claimed:
+                    record.replacement = pod.name
+                    claimed.add(pod.name)
+                    history.generations[pod.name] = record.generation + 1
                     break
     remaining = []
-    by_uid = {p.uid: p for p in pods}
+    by_name = {p.name: p for p in pods}
     for record in history.in_flight:
-        successor = by_uid.get(record.replacement_uid or "")
+        successor = by_name.get(record.replacement or "")
         if successor is not None and successor.ready and not successor.terminating:
             ready_at = successor.ready_since if successor.ready_since is not None else now
             completed.append((record, max(0.0, ready_at - record.unhealthy_since)))
@@ -361,21 +360,23 @@ def observe(history: HealHistory, pods: list[PodView], now: float, window: float
         else:
             remaining.append(record)
     history.in_flight = remaining
-    for uid in list(history.generations):
-        if uid not in live_uids:
-            del history.generations[uid]
+    live_names = {p.name for p in pods}
+    for name in list(history.generations):
+        if name not in live_names:
+            del history.generations[name]
     return completed
 
 
-def record(history: HealHistory, replacement: Replacement, pods: list[PodView], now: float) -> None:
-    """Remember a replacement the operator has just made."""
+def record(history: HealHistory, replacement: Replacement, now: float) -> HealRecord:
+    """Remember a replacement the operator is about to make."""
     history.last_heal_at = now
-    history.in_flight.append(HealRecord(
+    entry = HealRecord(
         pod_name=replacement.pod.name,
         pod_uid=replacement.pod.uid,
         reason=replacement.reason,
         unhealthy_since=replacement.since,
         acted_at=now,
-        known_uids=frozenset(p.uid for p in pods),
-        generation=history.generations.get(replacement.pod.uid, 0),
-    ))
+        generation=history.generations.get(replacement.pod.name, 0),
+    )
+    history.in_flight.append(entry)
+    return entry

@@ -1,26 +1,27 @@
-"""Pure builders: a parsed ResilientService in, the Kubernetes objects it should own out."""
+"""Pure builders: a parsed ResilientService in, the Kubernetes objects it should own out.
+
+Children are keyed by role. ``ROLES`` is the one table of roles: each with its kind, its name
+and its builder; the watch cache, the child sync and the RBAC generator all read it.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import models
-from .models import ResilientServiceSpec
+from ..resource import models
+from ..resource.models import ResilientServiceSpec
 
-FIELD_MANAGER = "resilient-operator"
 # Hash of everything the operator sets on a child: a field dropped from the spec changes it, so
 # the child is re-applied (and server-side apply removes the field) even across restarts.
 APPLIED_HASH = "resilience.dev/applied-hash"
-# Maps that must hold exactly the operator's keys: an extra selector key would silently send
-# traffic (or a budget) nowhere, and server-side apply never removes another writer's key.
-EXACT_MAPS: dict[str, list[tuple[str, ...]]] = {
-    "Service": [("spec", "selector")],
-    "PodDisruptionBudget": [("spec", "selector", "matchLabels")],
-}
+# Maps that must hold exactly the operator's keys (Role.exact_maps): an extra selector key
+# would silently send traffic (or a budget) nowhere, and server-side apply never removes
+# another writer's key.
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,31 @@ def _spread_constraint(owner: Owner, spread: models.ZoneSpread) -> dict[str, Any
     }
 
 
-def deployment(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any]:
-    """The Deployment that keeps the replicas."""
+TRACK_LABEL = "resilience.dev/track"
+STABLE, CANARY = "stable", "canary"
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """What each track runs: replicas, and the pod template when it is not spec.template.
+
+    Without a rollout the stable track runs spec.template at the desired replicas and there is
+    no canary. During a rollout the stable track keeps its template (``stable_template``) and
+    the canary runs spec.template."""
+
+    stable_replicas: int
+    stable_template: dict[str, Any] | None = None
+    canary_replicas: int | None = None  # None: no canary Deployment
+    max_surge: int | str = "25%"
+
+
+def tracks_at_rest(spec: ResilientServiceSpec) -> Tracks:
+    """The tracks when no rollout runs: everything on the stable track."""
+    return Tracks(stable_replicas=spec.desired_replicas())
+
+
+def pod_template(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any]:
+    """The pod template of spec.template, with the operator's labels and zone spread."""
     template = spec.template
     pod_meta = template.metadata or models.TemplateMetadata()
     pod_labels = {**(pod_meta.labels or {}), **managed_labels(owner.name)}
@@ -92,24 +116,61 @@ def deployment(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any]:
             if c.get("topologyKey") != ours["topologyKey"]
         ]
         pod_spec["topologySpreadConstraints"] = [*theirs, ours]
+    return {"metadata": pod_metadata, "spec": pod_spec}
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    """A short, stable digest of a pod template: the revision of a release."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _deployment(owner: Owner, name: str, replicas: int, template: dict[str, Any],
+                selector: dict[str, str], max_surge: int | str) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner),
+        "metadata": _metadata(owner, name),
         "spec": {
-            "replicas": spec.desired_replicas(),
-            "selector": {"matchLabels": managed_labels(owner.name)},
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
             # a rollout adds before it removes: it never takes capacity away
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+                "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": 0},
             },
-            "template": {"metadata": pod_metadata, "spec": pod_spec},
+            "template": template,
         },
     }
 
 
-def service(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any] | None:
+def deployment(owner: Owner, spec: ResilientServiceSpec,
+               tracks: Tracks | None = None) -> dict[str, Any]:
+    """The stable track: the Deployment named like the service."""
+    tracks = tracks or tracks_at_rest(spec)
+    template = copy.deepcopy(tracks.stable_template) if tracks.stable_template is not None \
+        else pod_template(owner, spec)
+    return _deployment(owner, owner.name, tracks.stable_replicas, template,
+                       managed_labels(owner.name), tracks.max_surge)
+
+
+def canary_deployment(owner: Owner, spec: ResilientServiceSpec,
+                      tracks: Tracks | None = None) -> dict[str, Any] | None:
+    """The canary track during a rollout: spec.template, pods labelled track=canary."""
+    if tracks is None or tracks.canary_replicas is None:
+        return None
+    template = pod_template(owner, spec)
+    template["metadata"]["labels"][TRACK_LABEL] = CANARY
+    selector = {**managed_labels(owner.name), TRACK_LABEL: CANARY}
+    return _deployment(owner, canary_name(owner.name), tracks.canary_replicas, template,
+                       selector, tracks.max_surge)
+
+
+def canary_name(name: str) -> str:
+    return f"{name}-canary"
+
+
+def service(owner: Owner, spec: ResilientServiceSpec,
+            tracks: Tracks | None = None) -> dict[str, Any] | None:
     """The Service in front of the pods, or None when spec.service is not set."""
     if spec.service is None:
         return None
@@ -134,7 +195,8 @@ def service(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any] | None:
     }
 
 
-def pod_disruption_budget(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any] | None:
+def pod_disruption_budget(owner: Owner, spec: ResilientServiceSpec,
+                          tracks: Tracks | None = None) -> dict[str, Any] | None:
     """The PodDisruptionBudget, or None without minAvailable/maxUnavailable."""
     avail = spec.availability
     if avail is None or (avail.min_available is None and avail.max_unavailable is None):
@@ -156,7 +218,8 @@ def pod_disruption_budget(owner: Owner, spec: ResilientServiceSpec) -> dict[str,
     }
 
 
-def horizontal_pod_autoscaler(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any] | None:
+def horizontal_pod_autoscaler(owner: Owner, spec: ResilientServiceSpec,
+                              tracks: Tracks | None = None) -> dict[str, Any] | None:
     """The autoscaling/v2 HPA that scales this ResilientService, or None."""
     auto = spec.autoscaling
     if auto is None:
@@ -197,7 +260,42 @@ def horizontal_pod_autoscaler(owner: Owner, spec: ResilientServiceSpec) -> dict[
     }
 
 
-CHILD_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
+@dataclass(frozen=True)
+class Role:
+    """One child of a ResilientService: its role, kind, name and builder."""
+
+    name: str
+    kind: str
+    suffix: str
+    build: Callable[[Owner, ResilientServiceSpec, Tracks | None], dict[str, Any] | None]
+    # maps that must hold exactly the operator's keys (see EXACT_MAPS)
+    exact_maps: tuple[tuple[str, ...], ...] = ()
+
+    def child_name(self, owner_name: str) -> str:
+        return owner_name + self.suffix
+
+
+# Deployments first: the pod template is the part the CRD cannot validate, so when the API
+# server refuses it nothing else of the new spec is written.
+ROLES: tuple[Role, ...] = (
+    Role(STABLE, "Deployment", "", deployment),
+    Role(CANARY, "Deployment", "-canary", canary_deployment),
+    Role("service", "Service", "", service, (("spec", "selector"),)),
+    Role("disruption-budget", "PodDisruptionBudget", "", pod_disruption_budget,
+         (("spec", "selector", "matchLabels"),)),
+    Role("autoscaler", "HorizontalPodAutoscaler", "", horizontal_pod_autoscaler),
+)
+ROLES_BY_NAME = {r.name: r for r in ROLES}
+CHILD_KINDS = tuple(dict.fromkeys(r.kind for r in ROLES))
+
+
+def role_of(kind: str, owner_name: str, child_name: str) -> Role | None:
+    """The role a child of ``kind`` named ``child_name`` plays for ResilientService
+    ``owner_name``, or None when it is none of its children."""
+    for role in ROLES:
+        if role.kind == kind and role.child_name(owner_name) == child_name:
+            return role
+    return None
 
 
 def _stamped(obj: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -208,11 +306,7 @@ def _stamped(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return obj
 
 
-def children(owner: Owner, spec: ResilientServiceSpec) -> dict[str, dict[str, Any] | None]:
-    """Every child kind mapped to its wanted object, or None where it should not exist."""
-    return {
-        "Deployment": _stamped(deployment(owner, spec)),
-        "Service": _stamped(service(owner, spec)),
-        "PodDisruptionBudget": _stamped(pod_disruption_budget(owner, spec)),
-        "HorizontalPodAutoscaler": _stamped(horizontal_pod_autoscaler(owner, spec)),
-    }
+def children(owner: Owner, spec: ResilientServiceSpec,
+             tracks: Tracks | None = None) -> dict[str, dict[str, Any] | None]:
+    """Every role mapped to its wanted object, or None where it should not exist."""
+    return {role.name: _stamped(role.build(owner, spec, tracks)) for role in ROLES}

@@ -334,6 +334,11 @@ class Healing(K8sModel):
         description="When this share (or count) of the pods is unhealthy at once, healing stops "
         "and is reported: the cause is rarely the pods.",
     )
+    storm_min_pods: int = Field(
+        default=3, ge=1,
+        description="A storm needs at least this many unhealthy pods as well as the "
+        "stormThreshold share, so one sick pod of a small service is still healed.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,8 +416,30 @@ class HealAction(K8sModel):
     time: str = Field(description="When.")
 
 
+class HealInFlight(K8sModel):
+    """A heal the operator started whose replacement is not Ready yet (holds a budget slot).
+    Written before the eviction is sent, so a restarted operator or a new leader never
+    repeats it."""
+
+    pod: str = Field(description="Pod being replaced.")
+    pod_uid: str = Field(alias="podUID", description="Its uid.")
+    reason: str = Field(description="Why it is replaced.")
+    unhealthy_since: str = Field(description="When it became unhealthy.")
+    acted_at: str = Field(description="When the operator acted.")
+    generation: int = Field(default=0, description="Replacements in a row before this one.")
+    replacement: str | None = Field(default=None, description="The pod that replaced it.")
+
+
+class PodGeneration(K8sModel):
+    """A pod that is itself a replacement, and how many replacements in a row led to it (a
+    replacement that comes back unhealthy is replaced only after a backoff)."""
+
+    pod: str = Field(description="Pod name.")
+    generation: int = Field(description="Replacements in a row that led to this pod.")
+
+
 class HealingStatus(K8sModel):
-    """What self-healing sees and has done."""
+    """What self-healing sees and has done, and the state its decisions depend on."""
 
     suspended: bool = Field(default=False, description="Healing is stopped by the storm breaker.")
     unhealthy_pods: list[UnhealthyPod] = Field(
@@ -422,6 +449,15 @@ class HealingStatus(K8sModel):
     pods_replaced: int = Field(default=0, description="Pods replaced since the operator started "
                                "watching this resource.")
     pods_moved_from_lost_nodes: int = Field(default=0, description="Pods moved off lost nodes.")
+    last_heal_time: str | None = Field(default=None, description="When the last heal round "
+                                       "ran (the cooldown counts from it).")
+    resumed_time: str | None = Field(default=None, description="When the storm breaker last "
+                                     "let go (pods unhealthy during the storm get a fresh "
+                                     "grace from then).")
+    in_flight: list[HealInFlight] = Field(default_factory=list, description="Heals whose "
+                                          "replacement is not Ready yet.")
+    generations: list[PodGeneration] = Field(default_factory=list, description="Replacement "
+                                             "pods and their place in a row of replacements.")
 
 
 class ResilientServiceStatus(K8sModel):

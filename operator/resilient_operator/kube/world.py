@@ -1,33 +1,23 @@
 """An in-memory view of the watched world: ResilientServices, their children, pods and nodes.
 
 Filled from watch events (see handlers.py), read by the reconciler, so a reconcile lists
-nothing. Objects are kept trimmed to what the operator reads.
+nothing. Children are kept by role (builders.children.ROLES).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-from . import models
-from .builders import CHILD_KINDS
-from .healing import NodeView, PodView
+from ..builders.children import CHILD_KINDS, role_of
+from ..resource import models
+from ..resource.views import NodeView, PodView
+from .views import node_view, pod_view
 
 Key = tuple[str, str]  # (namespace, name) of a ResilientService
-
-
-def parse_time(text: str | None) -> float | None:
-    """Epoch seconds of a Kubernetes timestamp."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def format_time(epoch: float) -> str:
-    """A Kubernetes timestamp (RFC 3339, seconds)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def owner_key(meta: dict[str, Any]) -> Key | None:
@@ -39,57 +29,13 @@ def owner_key(meta: dict[str, Any]) -> Key | None:
     return (meta.get("namespace", ""), name) if name else None
 
 
-def pod_view(pod: dict[str, Any]) -> PodView:
-    """The healing view of a pod body."""
-    meta = pod.get("metadata", {})
-    status = pod.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    ready_cond = conditions.get("Ready", {})
-    scheduled = conditions.get("PodScheduled", {})
-    restarts = 0
-    waiting = None
-    for cs in status.get("containerStatuses") or []:
-        restarts += int(cs.get("restartCount") or 0)
-        reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
-        if reason and waiting is None:
-            waiting = reason
-    return PodView(
-        name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
-        labels=dict(meta.get("labels") or {}),
-        created=parse_time(meta.get("creationTimestamp")) or 0.0,
-        phase=status.get("phase") or "Pending",
-        ready=ready_cond.get("status") == "True",
-        ready_since=parse_time(ready_cond.get("lastTransitionTime")),
-        node=(pod.get("spec") or {}).get("nodeName"),
-        restarts=restarts,
-        waiting_reason=waiting,
-        unschedulable=scheduled.get("status") == "False"
-        and scheduled.get("reason") == "Unschedulable",
-        terminating=bool(meta.get("deletionTimestamp")),
-    )
-
-
-def node_view(node: dict[str, Any]) -> NodeView:
-    """The healing view of a node body."""
-    meta = node.get("metadata", {})
-    conditions = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
-    ready = conditions.get("Ready", {})
-    since = parse_time(ready.get("lastTransitionTime")) or parse_time(
-        meta.get("creationTimestamp")) or 0.0
-    return NodeView(
-        name=meta.get("name", ""),
-        ready=ready.get("status") == "True",
-        since=since,
-        zone=(meta.get("labels") or {}).get("topology.kubernetes.io/zone"),
-    )
-
-
 class World:
     """Thread-safe cache; event handlers write, reconcile workers read snapshots."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self._primed = False
         self.resources: dict[Key, dict[str, Any]] = {}
         self.children: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.pods: dict[Key, dict[str, PodView]] = defaultdict(dict)
@@ -112,21 +58,28 @@ class World:
     def set_child(self, kind: str, body: dict[str, Any], deleted: bool) -> Key | None:
         meta = body.get("metadata", {})
         key = owner_key(meta)
-        if key is None or meta.get("name") != key[1]:
+        role = role_of(kind, key[1], meta.get("name", "")) if key else None
+        if key is None or role is None:
             return None
         with self._lock:
             if deleted:
-                self.children[key].pop(kind, None)
+                self.children[key].pop(role.name, None)
             else:
-                self.children[key][kind] = body
+                self.children[key][role.name] = body
         return key
 
     def set_pod(self, body: dict[str, Any], deleted: bool) -> Key | None:
         key = owner_key(body.get("metadata", {}))
         if key is None:
             return None
-        view = pod_view(body)
+        uid = body.get("metadata", {}).get("uid", "")
         with self._lock:
+            before = self.pods.get(key, {}).get(uid)
+            seen = before.seen_ready_change if before is not None else None
+            view = pod_view(body, seen)
+            if before is not None and before.ready != view.ready and self._primed:
+                # conditions have one-second resolution: remember when the change was seen
+                view = pod_view(body, self._clock())
             old_node = self._pod_node.pop((key, view.uid), None)
             if old_node:
                 on_node = self.pods_by_node[old_node]
@@ -171,6 +124,7 @@ class World:
                 self.set_pod(body, False)
         for body in api.list("Node"):
             self.set_node(body, False)
+        self._primed = True
 
     # -- reads (snapshots for one reconcile) ------------------------------------------------
 
@@ -179,6 +133,7 @@ class World:
             return self.resources.get(key)
 
     def children_of(self, key: Key) -> dict[str, dict[str, Any]]:
+        """The children by role."""
         with self._lock:
             return dict(self.children.get(key, {}))
 
