@@ -55,7 +55,7 @@ def test_scale_subresource_and_printer_columns():
     }
     assert "status" in version["subresources"]
     names = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert names == ["Desired", "Ready", "Available", "State", "Age"]
+    assert names == ["Desired", "Ready", "Available", "State", "Step", "Weight", "Age"]
     names = crd.build_crd()["spec"]["names"]
     assert names["shortNames"] == ["rsvc"] and names["categories"] == ["resilience"]
 

@@ -56,3 +56,50 @@ IS_LEADER = Gauge(
     "resilient_leader",
     "1 while this replica is the one that acts, else 0.",
 )
+
+ROLLOUTS = Counter(
+    "resilient_rollouts",
+    "Rollouts ended, by result (promoted, aborted, superseded, rolledback).",
+    ["namespace", "service", "result"],
+)
+ROLLOUT_ABORTS = Counter(
+    "resilient_rollout_aborts",
+    "Rollouts aborted, by reason (CanaryRestarts, CanaryNotReady, ProgressDeadlineExceeded...).",
+    ["reason"],
+)
+ROLLOUT_STEP = Gauge(
+    "resilient_rollout_step",
+    "Current step of the service's rollout (0-based; the number of steps while promoting).",
+    ["namespace", "service"],
+)
+ROLLOUT_WEIGHT = Gauge(
+    "resilient_rollout_weight",
+    "Percent of ready pods that run the new template.",
+    ["namespace", "service"],
+)
+ROLLOUT_SECONDS = Histogram(
+    "resilient_rollout_duration_seconds",
+    "From a rollout's start to its end, by result.",
+    ["result"],
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 3600, 7200),
+)
+ABORT_DECISION_SECONDS = Histogram(
+    "resilient_rollout_abort_decision_seconds",
+    "From the first failing signal of a new pod to the abort decision.",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
+DEPLOYMENTS = Counter(
+    "resilient_deployments",
+    "DORA: releases that reached every pod (rollouts promoted).",
+    ["namespace", "service"],
+)
+CHANGE_FAILURES = Counter(
+    "resilient_change_failures",
+    "DORA: releases that failed (aborted or rolled back).",
+    ["namespace", "service"],
+)
+TIME_TO_RESTORE = Histogram(
+    "resilient_time_to_restore_seconds",
+    "DORA: from the first failing signal of a bad release to the stable track fully restored.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)

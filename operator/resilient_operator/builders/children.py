@@ -93,11 +93,18 @@ class Tracks:
     stable_template: dict[str, Any] | None = None
     canary_replicas: int | None = None  # None: no canary Deployment
     max_surge: int | str = "25%"
+    min_ready_seconds: int = 0
+    stable_revision: str | None = None  # the revision the stable track runs (annotation)
+    canary_revision: str | None = None
 
 
-def tracks_at_rest(spec: ResilientServiceSpec) -> Tracks:
+REVISION = "resilience.dev/revision"
+
+
+def tracks_at_rest(spec: ResilientServiceSpec, revision: str | None = None) -> Tracks:
     """The tracks when no rollout runs: everything on the stable track."""
-    return Tracks(stable_replicas=spec.desired_replicas())
+    return Tracks(stable_replicas=spec.desired_replicas(), max_surge=spec.rollout.max_surge,
+                  stable_revision=revision)
 
 
 def pod_template(owner: Owner, spec: ResilientServiceSpec) -> dict[str, Any]:
@@ -125,18 +132,24 @@ def template_hash(template: dict[str, Any]) -> str:
 
 
 def _deployment(owner: Owner, name: str, replicas: int, template: dict[str, Any],
-                selector: dict[str, str], max_surge: int | str) -> dict[str, Any]:
+                selector: dict[str, str], tracks: Tracks, revision: str | None) -> dict[str, Any]:
+    meta = _metadata(owner, name)
+    if revision:
+        meta["annotations"] = {REVISION: revision}
+    spec: dict[str, Any] = {"replicas": replicas}
+    if tracks.min_ready_seconds:
+        spec["minReadySeconds"] = tracks.min_ready_seconds
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner, name),
+        "metadata": meta,
         "spec": {
-            "replicas": replicas,
+            **spec,
             "selector": {"matchLabels": selector},
             # a rollout adds before it removes: it never takes capacity away
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": 0},
+                "rollingUpdate": {"maxSurge": tracks.max_surge, "maxUnavailable": 0},
             },
             "template": template,
         },
@@ -150,7 +163,7 @@ def deployment(owner: Owner, spec: ResilientServiceSpec,
     template = copy.deepcopy(tracks.stable_template) if tracks.stable_template is not None \
         else pod_template(owner, spec)
     return _deployment(owner, owner.name, tracks.stable_replicas, template,
-                       managed_labels(owner.name), tracks.max_surge)
+                       managed_labels(owner.name), tracks, tracks.stable_revision)
 
 
 def canary_deployment(owner: Owner, spec: ResilientServiceSpec,
@@ -162,7 +175,7 @@ def canary_deployment(owner: Owner, spec: ResilientServiceSpec,
     template["metadata"]["labels"][TRACK_LABEL] = CANARY
     selector = {**managed_labels(owner.name), TRACK_LABEL: CANARY}
     return _deployment(owner, canary_name(owner.name), tracks.canary_replicas, template,
-                       selector, tracks.max_surge)
+                       selector, tracks, tracks.canary_revision)
 
 
 def canary_name(name: str) -> str:

@@ -12,6 +12,7 @@ READY = "Ready"
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
+PAUSED = "Paused"
 
 # Reasons
 MIN_AVAILABLE = "MinimumReplicasAvailable"
@@ -186,6 +187,18 @@ def compute(
     for cond in conditions:
         cond["observedGeneration"] = generation
     return conditions, counts
+
+
+def paused(phase: str | None, standing: bool, generation: int) -> dict[str, Any]:
+    """The Paused condition: a rollout waits for a promote, or spec.rollout.paused holds it."""
+    if phase == "Paused":
+        reason = "PausedBySpec" if standing else "WaitingForPromote"
+        cond = _condition(PAUSED, True, reason, "spec.rollout.paused is true" if standing
+                          else "a pause step waits for `kubectl rsvc promote`")
+    else:
+        cond = _condition(PAUSED, False, "NotPaused", "no rollout step is paused")
+    cond["observedGeneration"] = generation
+    return cond
 
 
 def state_of(conditions: list[dict[str, Any]]) -> str:

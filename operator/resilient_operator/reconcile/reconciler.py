@@ -17,7 +17,7 @@ from typing import Any
 import pydantic
 
 from .. import metrics
-from ..builders.children import Owner, tracks_at_rest
+from ..builders.children import Owner
 from ..kube.api import Api, ApiError
 from ..kube.world import Key, World
 from ..policy import conditions, healing
@@ -25,6 +25,7 @@ from ..policy.conditions import Problem
 from ..resource.models import parse_spec
 from . import children
 from . import healing as healing_actor
+from . import rollout as rollout_actor
 from . import status as status_actor
 from .context import NORMAL, Context, Memory
 
@@ -78,15 +79,20 @@ class Reconciler:
             children=self.world.children_of(key), pods=self.world.pods_of(key),
             nodes=self.world.nodes_snapshot(), clock=self.clock,
         )
-        children.sync(ctx, tracks_at_rest(spec))
+        tracks = rollout_actor.run(ctx)
+        children.sync(ctx, tracks)
         self._note_scaling(ctx)
         autoscaler, autoscaler_check = conditions.autoscaler_problem(
             ctx.children.get("autoscaler"), now)
         if autoscaler is not None and spec.autoscaling is not None:
             ctx.problems.append(autoscaler)
         ctx.wake_at(autoscaler_check)
-        healing_actor.heal(ctx, ctx.pods, healing_actor.budget_of(spec))
-        status_actor.write(ctx, status_actor.build(ctx))
+        # canary pods are the rollout's to judge (their failure is the verdict); only the
+        # stable track counts as capacity
+        stable_pods = [p for p in ctx.pods if not rollout_actor.is_canary(p)]
+        capacity = tracks.stable_replicas if rollout_actor.rolling_out(ctx) else None
+        healing_actor.heal(ctx, stable_pods, healing_actor.budget_of(spec, capacity))
+        status_actor.write(ctx, status_actor.build(ctx, rollout_actor.progressing(ctx)))
         if ctx.next_check is None:
             return None
         return max(0.05, ctx.next_check - self.clock())

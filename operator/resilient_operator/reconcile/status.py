@@ -100,6 +100,8 @@ def build(ctx: Context, progressing: tuple[bool, str, str] | None = None) -> dic
     conds, counts = conditions.compute(spec, ctx.generation, ctx.children.get(STABLE),
                                        ctx.problems, counts, progressing)
     old_conds = [c.model_dump(by_alias=True, exclude_none=True) for c in old.conditions]
+    conds.append(conditions.paused(ctx.status.rollout.phase if ctx.status.rollout else None,
+                                   ctx.spec.rollout.paused, ctx.generation))
     conds = conditions.with_times(conds, old_conds, format_time(ctx.now))
     new = dump(old)
     new.update({

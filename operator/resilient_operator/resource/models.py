@@ -342,6 +342,122 @@ class Healing(K8sModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# spec.rollout
+
+COMMAND_PROMOTE = "resilience.dev/promote"
+COMMAND_ABORT = "resilience.dev/abort"
+COMMAND_RETRY = "resilience.dev/retry"
+COMMANDS = (COMMAND_PROMOTE, COMMAND_ABORT, COMMAND_RETRY)
+# a promote token with this prefix promotes all the way (kubectl rsvc promote --full)
+PROMOTE_FULL_PREFIX = "full:"
+MAX_STEPS = 32
+
+
+class Pause(K8sModel):
+    """Wait: for ``duration``, or, without it, for a promote command."""
+
+    duration: Duration | None = Field(
+        default=None, description="How long to wait; without it the rollout waits for "
+        "`kubectl rsvc promote` (the resilience.dev/promote annotation)."
+    )
+
+
+class RolloutStep(K8sModel):
+    """One step of a canary: shift weight, or pause."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.setWeight) != has(self.pause)",
+                    "message": "a step is either setWeight or pause",
+                }
+            ]
+        }
+    )
+
+    set_weight: int | None = Field(
+        default=None, ge=1, le=100,
+        description="Percent of the total replicas that run the new template (1..100).",
+    )
+    pause: Pause | None = Field(default=None, description="Wait before the next step.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RolloutStep:
+        if (self.set_weight is None) == (self.pause is None):
+            raise ValueError("a step is either setWeight or pause")
+        return self
+
+
+class RolloutHealth(K8sModel):
+    """Health gate of the new pods, checked continuously from the first new pod (during
+    pauses too): any criterion crossed aborts the rollout."""
+
+    max_restarts: int = Field(default=1, ge=0, description="Restarts of any new pod above "
+                              "this abort.")
+    not_ready_timeout: Duration = Field(default="60s", description="A new pod Running but not "
+                                        "Ready this long aborts.")
+    start_timeout: Duration = Field(default="5m", description="A new pod Pending (scheduling, "
+                                    "pulling, creating) this long aborts.")
+    oom_killed: Literal["Abort", "Ignore"] = Field(default="Abort", description="Whether a new "
+                                                   "pod's container killed for memory aborts.")
+
+
+class Rollout(K8sModel):
+    """How a change of spec.template reaches the pods: Rolling (the Deployment's own rolling
+    update, with the health gate and automatic rollback) or Canary (steps of weights and
+    pauses on a second Deployment, with automatic abort)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.strategy == 'Canary' ? has(self.steps) && size(self.steps) > 0"
+                    " : !has(self.steps)",
+                    "message": "steps are required with strategy Canary and allowed only there",
+                },
+                {
+                    "rule": "!has(self.steps) || self.steps.filter(s, has(s.setWeight))"
+                    ".map(s, s.setWeight).isSorted()",
+                    "message": "setWeight must not decrease from one step to the next",
+                },
+            ]
+        }
+    )
+
+    strategy: Literal["Rolling", "Canary"] = Field(default="Rolling", description="Rolling or "
+                                                   "Canary.")
+    paused: bool = Field(default=False, description="Standing pause: no new step starts while "
+                         "true (`kubectl rsvc pause` / `resume`).")
+    max_surge: IntOrPercent = Field(default="25%", description="Pods allowed above the total "
+                                    "while new pods start (int or percent of the total).")
+    min_ready_seconds: int = Field(default=5, ge=0, le=3600, description="A new pod counts only "
+                                   "after it has been Ready this long.")
+    progress_deadline: Duration = Field(default="10m", description="A step's new pods must be "
+                                        "available within this, else the rollout aborts.")
+    max_pause_duration: Duration = Field(default="24h", description="Any pause older than this "
+                                         "aborts the rollout.")
+    steps: list[RolloutStep] | None = Field(
+        default=None, max_length=MAX_STEPS, description="Canary only, at least one: setWeight "
+        "and pause steps, weights not decreasing."
+    )
+    health: RolloutHealth = Field(default_factory=RolloutHealth, description="The health gate "
+                                  "of new pods.", json_schema_extra={"default": {}})
+
+    @model_validator(mode="after")
+    def _steps(self) -> Rollout:
+        if self.strategy == "Canary" and not self.steps:
+            raise ValueError("rollout.steps: at least one step is required with strategy Canary")
+        if self.strategy != "Canary" and self.steps is not None:
+            raise ValueError("rollout.steps: steps are allowed only with strategy Canary")
+        weights = [s.set_weight for s in self.steps or [] if s.set_weight is not None]
+        if weights != sorted(weights):
+            raise ValueError("rollout.steps: setWeight must not decrease from one step to the "
+                             "next")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
 # the resource
 
 
@@ -367,6 +483,11 @@ class ResilientServiceSpec(K8sModel):
     healing: Healing = Field(
         default_factory=Healing,
         description="Self-healing policy (enabled by default).",
+        json_schema_extra={"default": {}},
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout,
+        description="How a new template is rolled out (Rolling by default).",
         json_schema_extra={"default": {}},
     )
 
@@ -460,6 +581,76 @@ class HealingStatus(K8sModel):
                                              "pods and their place in a row of replacements.")
 
 
+class RolloutAbort(K8sModel):
+    """Why the last rollout was aborted."""
+
+    revision: str = Field(description="The revision aborted.")
+    reason: str = Field(description="CamelCase reason (CanaryRestarts, CanaryNotReady, "
+                        "CanaryNotStarted, CanaryOOMKilled, ProgressDeadlineExceeded, "
+                        "PauseTooLong, AbortCommand).")
+    message: str = Field(default="", description="Details: the pod and what it showed.")
+    time: str = Field(description="When the abort was decided.")
+
+
+class RolloutRecord(K8sModel):
+    """One finished rollout."""
+
+    revision: str = Field(description="Revision rolled out.")
+    result: Literal["Promoted", "Aborted", "Superseded", "RolledBack"] = Field(
+        description="How it ended.")
+    started: str = Field(description="When it started.")
+    finished: str = Field(description="When it ended.")
+    reason: str | None = Field(default=None, description="Why, when it did not promote.")
+
+
+class Commands(K8sModel):
+    """The last token of each command acted on (or ignored): each token acts once."""
+
+    promote: str | None = Field(default=None, description="resilience.dev/promote token.")
+    abort: str | None = Field(default=None, description="resilience.dev/abort token.")
+    retry: str | None = Field(default=None, description="resilience.dev/retry token.")
+
+
+class RolloutStatus(K8sModel):
+    """Where the rollout is; everything the next decision needs, so a restart or a new leader
+    continues at the same step."""
+
+    phase: Literal["Idle", "Progressing", "Paused", "Promoting", "Completed", "Aborting",
+                   "Aborted"] = Field(default="Idle", description="Idle, Progressing, Paused, "
+                                      "Promoting, Completed, Aborting or Aborted.")
+    strategy: str | None = Field(default=None, description="Strategy of the current rollout.")
+    revision: str | None = Field(default=None, description="Revision of spec.template.")
+    stable_revision: str | None = Field(default=None, description="Revision the stable track "
+                                        "runs.")
+    stable_template: dict[str, Any] | None = Field(
+        default=None, description="The pod template of the stable track during a rollout.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    stable_pod_hashes: list[str] = Field(default_factory=list, description="pod-template-hash "
+                                         "of the pods that ran before a Rolling update.")
+    step_index: int | None = Field(default=None, description="Current step (0-based).")
+    step_started: str | None = Field(default=None, description="When the current step began.")
+    steps: int | None = Field(default=None, description="Number of steps.")
+    desired_weight: int = Field(default=0, description="Percent of the total the current step "
+                                "asks of the new template.")
+    actual_weight: int = Field(default=0, description="Percent of ready pods that run the new "
+                               "template.")
+    stable_pods: int = Field(default=0, description="Ready pods of the stable track.")
+    canary_pods: int = Field(default=0, description="Ready pods of the canary track.")
+    total: int | None = Field(default=None, description="The total the split is taken of "
+                              "(held while a lower autoscaler value waits for the end).")
+    started: str | None = Field(default=None, description="When the rollout started.")
+    first_bad_signal: str | None = Field(default=None, description="When a new pod first "
+                                         "showed a failure (for the abort metrics).")
+    aborted_revision: str | None = Field(default=None, description="A revision aborted; not "
+                                         "tried again without a retry command.")
+    last_abort: RolloutAbort | None = Field(default=None, description="The last abort.")
+    commands: Commands = Field(default_factory=Commands, description="Tokens acknowledged.")
+    message: str | None = Field(default=None, description="What the rollout waits for.")
+    history: list[RolloutRecord] = Field(default_factory=list, max_length=10,
+                                         description="The last rollouts (at most 10).")
+
+
 class ResilientServiceStatus(K8sModel):
     """Observed state of a ResilientService."""
 
@@ -476,6 +667,7 @@ class ResilientServiceStatus(K8sModel):
                               "kubectl get: Ready, Progressing, Degraded, Unavailable.")
     conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
     healing: HealingStatus | None = Field(default=None, description="Self-healing report.")
+    rollout: RolloutStatus | None = Field(default=None, description="Progressive delivery.")
 
 
 class ResilientService(K8sModel):
