@@ -70,7 +70,8 @@ def test_a_restarted_operator_changes_nothing(ns: str, operator: Operator) -> No
               for k in ("rsvc", "deployment", "service", "pdb")}
     events_before = len(get("events", namespace=ns) or [])
     # when a second operator process starts, does its work, and stops (run twice)
-    second = Operator("operator-second").start()
+    # (watching only this namespace: other tests' namespaces may still be going away)
+    second = Operator("operator-second", extra=["--namespace", ns]).start()
     try:
         wait_for("the second operator to reconcile",
                  lambda: second.metric("resilient_reconciles_total", result="ok") >= 1)

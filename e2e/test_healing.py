@@ -227,3 +227,17 @@ def test_pods_of_other_workloads_are_never_touched(ns: str, operator: Operator) 
     time.sleep(14)  # well past notReadyTimeout
     assert all(not gone(ns, n) for n in names)
     assert len(ready_pods(ns, "web")) == 3
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_one_sick_pod_of_a_small_service_is_healed(
+        ns: str, operator: Operator, replicas: int) -> None:
+    # a one- or two-replica service (an HPA at minReplicas 1 is common): half of it sick is
+    # not a storm (stormMinPods 3)
+    pods = start(ns, replicas)
+    victim = pods[0]["metadata"]["name"]
+    fault(ns, victim, "not-ready")
+    wait_for("victim replaced", lambda: gone(ns, victim), timeout=30)
+    wait_for(f"{replicas} ready again", lambda: len(ready_pods(ns, "web")) == replicas,
+             timeout=30)
+    assert "HealingSuspended" not in reasons(ns)

@@ -264,3 +264,91 @@ def test_sample_shows_every_section() -> None:
     sample = yaml.safe_load((ROOT / "manifests/samples/web.yaml").read_text())
     assert set(sample["spec"]) >= {"replicas", "template", "service", "availability",
                                    "autoscaling", "healing"}
+
+
+def _listy(name: str = "web") -> dict:
+    body = full(name)
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "MODE", "value": "prod"}]
+    container["ports"] = [{"name": "http", "containerPort": 8080}]
+    body["spec"]["template"]["spec"]["tolerations"] = [
+        {"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]
+    body["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    container["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    return body
+
+
+LIST_EDITS = [
+    ("service", "/spec/ports/-", {"name": "debug", "port": 9999, "protocol": "TCP"},
+     lambda o: [p["port"] for p in o["spec"]["ports"]], [80]),
+    ("deployment", "/spec/template/spec/containers/0/env/-", {"name": "DEBUG", "value": "1"},
+     lambda o: [e["name"] for e in o["spec"]["template"]["spec"]["containers"][0]["env"]],
+     ["MODE"]),
+    ("deployment", "/spec/template/spec/containers/0/ports/-",
+     {"name": "debug", "containerPort": 9999, "protocol": "TCP"},
+     lambda o: [p["containerPort"] for p in
+                o["spec"]["template"]["spec"]["containers"][0]["ports"]], [8080]),
+    ("deployment", "/spec/template/spec/tolerations/-",
+     {"key": "other", "operator": "Exists", "effect": "NoExecute"},
+     lambda o: [t["key"] for t in o["spec"]["template"]["spec"]["tolerations"]], ["dedicated"]),
+    ("deployment", "/spec/template/spec/volumes/-", {"name": "extra", "emptyDir": {}},
+     lambda o: [v["name"] for v in o["spec"]["template"]["spec"]["volumes"]], ["scratch"]),
+    ("deployment", "/spec/template/spec/containers/-",
+     {"name": "sidecar", "image": "registry.example/sidecar:1"},
+     lambda o: [c["name"] for c in o["spec"]["template"]["spec"]["containers"]], ["app"]),
+]
+
+
+@pytest.mark.parametrize("kind, path, entry, read, want", LIST_EDITS,
+                         ids=[e[1].strip("/-").replace("/", ".") for e in LIST_EDITS])
+def test_an_entry_added_to_a_list_the_operator_writes_is_removed(
+        ns: str, operator: Operator, kind: str, path: str, entry: dict, read, want) -> None:
+    # given a service whose children carry lists (ports, env, tolerations, volumes...)
+    apply(_listy(), ns)
+    wait_for(f"{kind} as wanted", lambda: (o := get(kind, "web", ns)) and read(o) == want,
+             timeout=30)
+    # when another client adds an entry (kubectl patch: a field manager of its own)
+    kubectl("patch", kind, "web", "-n", ns, "--type=json", "-p",
+            json.dumps([{"op": "add", "path": path, "value": entry}]))
+    # then exactly the wanted list is restored, and the operator settles (no write loop)
+    wait_for("the list restored", lambda: read(get(kind, "web", ns)) == want, timeout=20)
+    time.sleep(2)
+    settled = get(kind, "web", ns)["metadata"]["resourceVersion"]
+    time.sleep(3)
+    assert get(kind, "web", ns)["metadata"]["resourceVersion"] == settled
+    assert "DriftRestored" in [e["reason"] for e in events(ns, "web")]
+
+
+def test_a_template_the_api_server_refuses_changes_no_child_and_is_reported(
+        ns: str, operator: Operator) -> None:
+    # given a converged service
+    apply(full(), ns)
+    wait_for("Ready", lambda: condition(get("rsvc", "web", ns), "Ready").get("status") == "True",
+             timeout=60)
+    before = {k: get(k, "web", ns)["metadata"]["resourceVersion"]
+              for k in ("deployment", "service", "pdb", "hpa")}
+    # when the spec changes the Service port and gives the pods a template the API server
+    # refuses (the CRD passes the pod template through unvalidated)
+    body = full()
+    body["spec"]["service"]["ports"][0]["port"] = 81
+    body["spec"]["template"]["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"
+    apply(body, ns)
+    generation = get("rsvc", "web", ns)["metadata"]["generation"]
+    # then within seconds: Degraded/ChildRejected naming the field, a Warning event, and
+    # observedGeneration showing the spec was seen
+    rs = wait_for("ChildRejected", lambda: (r := get("rsvc", "web", ns)) and condition(
+        r, "Degraded").get("reason") == "ChildRejected" and r, timeout=15)
+    assert "containers[0].name" in condition(rs, "Degraded")["message"]
+    assert rs["status"]["observedGeneration"] == generation
+    assert any(e["reason"] == "ChildRejected" and e["type"] == "Warning"
+               for e in events(ns, "web"))
+    # and no child changed, not even the Service whose own change was valid
+    time.sleep(3)
+    after = {k: get(k, "web", ns)["metadata"]["resourceVersion"] for k in before}
+    assert after == before
+    # the refused write is not re-sent every few seconds
+    applies = operator.metric("resilient_child_writes_total", kind="Deployment",
+                              action="refused")
+    time.sleep(3)
+    assert operator.metric("resilient_child_writes_total", kind="Deployment",
+                           action="refused") <= applies + 1

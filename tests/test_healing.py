@@ -270,3 +270,10 @@ def test_not_ready_deadline_is_exact(since_ago, timeout):
         assert finding is not None and finding.reason == healing.NOT_READY
     else:
         assert finding is None and deadline == NOW - since_ago + t
+
+
+def test_the_decision_that_lifts_a_storm_heals_nothing_at_once():
+    history = HealHistory(suspended=True)
+    pods = [pod("sick", ready=False, since=NOW - 300), *healthy(3)]
+    d = decide(pods, NODES, Healing(not_ready_timeout="60s"), Budget(4, 2), SEL, history, NOW)
+    assert not d.suspended and d.replace == [] and d.next_check == NOW + 60

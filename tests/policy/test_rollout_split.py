@@ -63,3 +63,9 @@ def test_surge_is_at_least_one_pod():
     assert surge_of("25%", 1) == 1
     assert surge_of("25%", 10) == 3
     assert surge_of(0, 10) == 1
+
+
+def test_a_track_with_pods_of_an_older_template_left_is_not_complete():
+    # spec 2, two pods updated and available, but an old pod still runs: not complete
+    assert not Track(exists=True, replicas=2, available=3, updated=2, pods=3).complete(2)
+    assert Track(exists=True, replicas=2, available=2, updated=2, pods=2).complete(2)

@@ -260,6 +260,7 @@ def decide(
         decision.next_check = next_check
         return decision
 
+    resumed_at = now if history.suspended else history.resumed_at  # the storm lifts now
     cooldown = parse_duration(policy.cooldown)
     # a heal whose replacement is itself unhealthy has failed: it holds no budget (the backoff
     # below governs replacing the replacement)
@@ -274,9 +275,9 @@ def decide(
     order = {NODE_LOST: 0, FAILED: 1, CRASH_LOOP: 2, NOT_READY: 3}
     for finding in sorted(replaceable, key=lambda f: (order[f.reason], f.since, f.pod.name)):
         pod = finding.pod
-        if history.resumed_at is not None and finding.since < history.resumed_at:
+        if resumed_at is not None and finding.since < resumed_at:
             # unhealthy during a storm: many recover when the shared cause goes away
-            graced = history.resumed_at + grace_after_storm(finding.reason, policy)
+            graced = resumed_at + grace_after_storm(finding.reason, policy)
             if now < graced:
                 decision.skipped.append((finding, "Grace: healing resumed after a storm; "
                                          "waiting to see whether the pod recovers"))

@@ -76,14 +76,16 @@ class Track:
     available: int = 0
     ready: int = 0
     updated: int = 0
+    pods: int = 0  # status.replicas: pods of every ReplicaSet of the Deployment
     settled: bool = True  # the controller has seen the latest spec
     revision: str | None = None  # resilience.dev/revision annotation
     template: dict[str, Any] | None = None  # spec.template as it is live
 
     def complete(self, replicas: int) -> bool:
-        """Every pod of the Deployment runs its template and is available."""
+        """Every pod of the Deployment runs its template and is available, and no pod of an
+        older template is left."""
         return self.settled and self.replicas == replicas and self.updated >= replicas and \
-            self.available >= replicas
+            self.available >= replicas and self.pods <= replicas
 
 
 @dataclass(frozen=True)

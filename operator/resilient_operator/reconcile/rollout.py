@@ -40,19 +40,28 @@ def track(deployment: dict[str, Any] | None) -> policy.Track:
         return policy.Track()
     meta, spec = deployment["metadata"], deployment.get("spec") or {}
     status = deployment.get("status") or {}
-    template = copy.deepcopy(spec.get("template"))
-    if template and isinstance(template.get("metadata"), dict):
-        template["metadata"].pop("creationTimestamp", None)
+    # nulls (creationTimestamp: null) would be dropped by the status merge patch: drop them
+    # here, so the template kept in status is the one applied
+    template = _without_nulls(copy.deepcopy(spec.get("template")))
     return policy.Track(
         exists=True,
         replicas=int(spec.get("replicas", 1)),
         available=int(status.get("availableReplicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         updated=int(status.get("updatedReplicas") or 0),
+        pods=int(status.get("replicas") or 0),
         settled=status.get("observedGeneration") == meta.get("generation"),
         revision=(meta.get("annotations") or {}).get(REVISION),
         template=template,
     )
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def is_canary(pod: PodView) -> bool:

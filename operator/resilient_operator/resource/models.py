@@ -412,8 +412,8 @@ class Rollout(K8sModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.strategy == 'Canary' ? has(self.steps) && size(self.steps) > 0"
-                    " : !has(self.steps)",
+                    "rule": "(has(self.strategy) && self.strategy == 'Canary') ? "
+                    "has(self.steps) && size(self.steps) > 0 : !has(self.steps)",
                     "message": "steps are required with strategy Canary and allowed only there",
                 },
                 {

@@ -1,0 +1,1 @@
+"""Command-line tools that ship with the operator (the kubectl plugin ``kubectl-rsvc``)."""
