@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 
-.PHONY: help venv crds lint unit e2e test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing clean
+.PHONY: help venv crds lint unit e2e test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -72,6 +72,8 @@ bench-converge: $(STAMP)
 	bash e2e/with-cluster.sh -- $(BIN)/python bench/converge.py $(ARGS)
 bench-healing: $(STAMP)
 	bash e2e/with-cluster.sh -- $(BIN)/python bench/healing.py $(ARGS)
+bench-rollout: $(STAMP)
+	bash e2e/with-cluster.sh -- $(BIN)/python bench/rollout.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -29,7 +29,7 @@ from ..resource.models import (
     parse_duration,
     resolve_int_or_percent,
 )
-from ..resource.times import format_precise, format_time, parse_time
+from ..resource.times import format_precise, parse_time
 from ..resource.views import NodeView, PodView
 
 IDLE, PROGRESSING, PAUSED, PROMOTING = "Idle", "Progressing", "Paused", "Promoting"
@@ -300,8 +300,8 @@ def _start(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, now: f
 def _finish(st: RolloutStatus, result: str, now: float, reason: str | None = None
             ) -> RolloutStatus:
     record = RolloutRecord(revision=st.revision or "", result=result,
-                           started=format_time(parse_time(st.started) or now),
-                           finished=format_time(now), reason=reason)
+                           started=format_precise(parse_time(st.started) or now),
+                           finished=format_precise(now), reason=reason)
     history = [*st.history, record][-HISTORY_LIMIT:]
     return st.model_copy(update={"history": history})
 
