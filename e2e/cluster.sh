@@ -5,10 +5,22 @@
 # client and cached by version.
 #
 #   e2e/cluster.sh build    build (or reuse) the binaries
-#   e2e/cluster.sh up       build if needed, start the cluster, create nodes (idempotent)
+#   e2e/cluster.sh up       build if needed, start the cluster and its supervisor, create nodes
+#                           (idempotent: on a running cluster it only starts what is missing)
 #   e2e/cluster.sh down     stop and delete the cluster, leaving no process behind
-#   e2e/cluster.sh status   say whether the cluster is running
+#   e2e/cluster.sh status   say whether the cluster is running; per component: running or not, and
+#                           how often the supervisor restarted it
 #   e2e/cluster.sh env      print `export KUBECONFIG=...` (and PATH for kubectl)
+#   e2e/cluster.sh stop-component NAME    stop one component (an outage); the supervisor leaves it
+#   e2e/cluster.sh start-component NAME   ... alone until this starts it again
+#
+# Supervision: kube-controller-manager and kube-scheduler exit by design when they lose their
+# leader lease (an API server outage does that), metrics-server may exit when it starts before
+# the API server answers, and kwokctl restarts nothing. So `up` starts e2e/supervise.py (system
+# python3, standard library), which restarts any component that exits, the way a kubelet restarts
+# a static pod: with backoff (1 s, doubling to 30 s, back to 1 s once it stayed up 60 s), from the
+# command line kwokctl started it with, each exit and restart logged in
+# <cluster dir>/logs/supervisor.log. `down` stops the supervisor before the cluster.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
@@ -26,7 +38,10 @@ KWOK_BIN=$CACHE/kwok/$KWOK_VERSION
 MS_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KWOK_WORKDIR=${KWOK_WORKDIR:-$CACHE/kwok-home}
-KUBECONFIG_PATH=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/kubeconfig.yaml
+CLUSTER_DIR=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
+KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml
+# the supervisor needs nothing but the standard library: prefer the system's python3
+PYTHON3=${PYTHON3:-$(command -v /usr/bin/python3 || command -v python3 || echo python3)}
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 export KWOK_WORKDIR
@@ -147,6 +162,16 @@ build() {
 
 kwokctl() { "$KWOK_BIN/kwokctl" --name "$CLUSTER_NAME" "$@"; }
 kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+supervise() { "$PYTHON3" -I -S "$HERE/supervise.py" "$1" "$CLUSTER_DIR" "${@:2}"; }
+# The supervisor holds an flock on supervisor.lock while it runs (checked without python: fast).
+supervisor_running() {
+  local lock=$CLUSTER_DIR/supervisor/supervisor.lock
+  if command -v flock >/dev/null 2>&1; then
+    [ -f "$lock" ] && ! flock -n "$lock" true
+  else
+    supervise running
+  fi
+}
 
 write_config() {
   local conf=$KWOK_WORKDIR/$CLUSTER_NAME-kwokctl.yaml
@@ -229,20 +254,84 @@ YAML
   done
 }
 
+# Start every component stopped with stop-component: `up` means the whole cluster.
+start_stopped() {
+  local marker name
+  for marker in "$CLUSTER_DIR"/supervisor/*.stopped; do
+    [ -e "$marker" ] || continue
+    name=$(basename "$marker" .stopped)
+    log "starting $name (it was stopped with stop-component)"
+    supervise start "$name"
+  done
+}
+
+# A cluster whose supervisor runs but whose API server does not answer is in an outage (a
+# stop-component, or a component the supervisor is restarting): bring it back, don't recreate it.
+revive() {
+  [ -f "$CLUSTER_DIR/kwok.yaml" ] && supervisor_running || return 1
+  log "cluster $CLUSTER_NAME is supervised but its API server does not answer; waiting for it"
+  start_stopped
+  local i
+  for i in $(seq 1 120); do
+    running && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# Record the components' command lines and start the supervisor, unless it runs already. A
+# component that does not run (metrics-server may have exited at start) is started first, with
+# kwokctl's own `start cluster` (it starts what is not running), so that its command line is known.
+supervise_cluster() {
+  start_stopped
+  supervisor_running && return 0
+  local names missing
+  names=$(kwokctl get components)
+  # shellcheck disable=SC2086
+  if ! missing=$(supervise record $names); then
+    log "starting $missing (kwokctl start cluster)"
+    kwokctl start cluster --timeout=60s >/dev/null 2>&1 || true
+    # shellcheck disable=SC2086
+    missing=$(supervise record $names) ||
+      log "warning: $missing not running; the supervisor cannot restart what it never saw run"
+  fi
+  supervise daemon
+  log "supervisor started: it restarts any component that exits ($CLUSTER_DIR/logs/supervisor.log)"
+}
+
+# Stop the supervisor first (or it restarts what kwokctl stops), then the cluster; then anything
+# still running from the cluster directory.
+teardown() {
+  if [ -d "$CLUSTER_DIR" ]; then
+    supervise shutdown || true
+    kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >&2 || true
+  fi
+  pkill -f "$CLUSTER_DIR/" 2>/dev/null || true
+  local i
+  for i in $(seq 1 50); do
+    pgrep -f "$CLUSTER_DIR/" >/dev/null || return 0
+    sleep 0.1
+  done
+  pkill -KILL -f "$CLUSTER_DIR/" 2>/dev/null || true
+}
+
 up() {
   build
   export PATH=$BIN:$PATH
   if running; then
     log "cluster $CLUSTER_NAME is already running"
+  elif revive; then
+    log "cluster $CLUSTER_NAME answers again"
   else
-    if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
+    if [ -d "$CLUSTER_DIR" ]; then
       log "removing a stopped cluster $CLUSTER_NAME"
-      kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >/dev/null 2>&1 || true
+      teardown 2>/dev/null
     fi
     log "starting Kubernetes $K8S_VERSION (kwokctl --runtime=binary, 127.0.0.1 only)"
     # shellcheck disable=SC2046
     kwokctl create cluster $(create_args) >&2
   fi
+  supervise_cluster
   kubectl apply -f "$HERE/stages/base.yaml" -f "$HERE/stages/faults.yaml" >/dev/null
   nodes_manifest | kubectl apply -f - >/dev/null
   kubectl wait --for=condition=Ready node -l type=kwok --timeout=120s >/dev/null
@@ -251,21 +340,40 @@ up() {
 }
 
 down() {
-  if [ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]; then
-    kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >&2 || true
-  fi
   # nothing may outlive the cluster
-  pkill -f "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/" 2>/dev/null || true
+  teardown
   log "cluster $CLUSTER_NAME is down"
 }
 
 status() {
+  local rc=0
   if running; then
     echo "running: $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' \
       | tail -1), $(kubectl get nodes --no-headers 2>/dev/null | wc -l) nodes; KUBECONFIG=$KUBECONFIG_PATH"
   else
     echo "not running"
-    return 1
+    rc=1
+  fi
+  if [ -f "$CLUSTER_DIR/kwok.yaml" ]; then
+    supervise status
+  fi
+  return $rc
+}
+
+# stop-component NAME / start-component NAME
+component() {
+  local verb=$1; shift
+  if [ $# != 1 ]; then
+    echo "usage: $0 $verb-component NAME" >&2; exit 2
+  fi
+  if [ ! -f "$CLUSTER_DIR/kwok.yaml" ]; then
+    echo "[cluster] no cluster $CLUSTER_NAME" >&2; exit 1
+  fi
+  supervise "$verb" "$1"
+  if [ "$verb" = stop ]; then
+    log "$1 stopped; the supervisor leaves it alone until start-component $1"
+  else
+    log "$1 started"
   fi
 }
 
@@ -287,5 +395,8 @@ case "${1:-}" in
   status) status ;;
   env) env_ ;;
   dry-run) dry_run ;;
-  *) echo "usage: $0 build|up|down|status|env|dry-run" >&2; exit 2 ;;
+  stop-component) shift; component stop "$@" ;;
+  start-component) shift; component start "$@" ;;
+  *) echo "usage: $0 build|up|down|status|env|dry-run|stop-component NAME|start-component NAME" >&2
+     exit 2 ;;
 esac

@@ -263,7 +263,8 @@ def test_children_of_any_accepted_spec_are_accepted_by_the_api_server(raw: dict)
 def test_sample_shows_every_section() -> None:
     sample = yaml.safe_load((ROOT / "manifests/samples/web.yaml").read_text())
     assert set(sample["spec"]) >= {"replicas", "template", "service", "availability",
-                                   "autoscaling", "healing"}
+                                   "autoscaling", "healing", "rollout"}
+    parse_spec(sample["spec"])  # the models accept every field of it
 
 
 def _listy(name: str = "web") -> dict:

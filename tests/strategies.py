@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import random
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+
+from resilient_operator.resource import crd, models
 
 int_or_percent = st.one_of(st.integers(0, 20), st.integers(0, 100).map(lambda p: f"{p}%"))
 durations = st.builds(lambda n, u: f"{n}{u}", st.integers(1, 600), st.sampled_from(["s", "m"]))
@@ -60,3 +66,536 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             "stormThreshold": draw(int_or_percent),
         }
     return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# The contract between the CRD and the models: valid specs of every section, and specs made
+# invalid (or left valid) by one mutation, at a random place or against one rule.
+# e2e/test_contract.py sends each to the API server and compares its verdict with the models'.
+#
+# The choices that pick a mutation are drawn before the spec it changes: after the
+# dictionaries of specs(), Hypothesis's example mutator often replays a draw out of step, and
+# a draw out of step comes out as its simplest choice (the first mutation, the first site)
+# several times as often as any other.
+
+DURATION_SAMPLES = ["0s", "250ms", "1.5s", "90s", "1m30s", "10m", "1h30m", "2h", "24h"]
+valid_durations = st.one_of(durations, st.sampled_from(DURATION_SAMPLES))
+valid_percents = st.one_of(
+    st.sampled_from(["0%", "1%", "9%", "10%", "99%", "100%"]),
+    st.integers(0, 100).map(lambda p: f"{p}%"),
+)
+valid_int_or_percent = st.one_of(st.integers(0, 50), valid_percents)
+port_names = st.sampled_from(["http", "grpc", "metrics", "web-1", "a"])
+
+
+def _maybe(draw: st.DrawFn, section: dict[str, Any], key: str, value: st.SearchStrategy[Any]
+           ) -> None:
+    """Set ``key`` to a drawn value, or leave it out (its default applies)."""
+    if draw(st.booleans()):
+        section[key] = draw(value)
+
+
+@st.composite
+def healings(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid spec.healing: any subset of its fields."""
+    healing: dict[str, Any] = {}
+    _maybe(draw, healing, "mode", st.sampled_from(["Enabled", "ObserveOnly", "Disabled"]))
+    for key in ("notReadyTimeout", "restartWindow", "nodeLostTimeout", "cooldown"):
+        _maybe(draw, healing, key, valid_durations)
+    _maybe(draw, healing, "maxRestarts", st.integers(1, 20))
+    _maybe(draw, healing, "maxConcurrent", valid_int_or_percent)
+    _maybe(draw, healing, "stormThreshold", valid_int_or_percent)
+    _maybe(draw, healing, "stormMinPods", st.integers(1, 10))
+    return healing
+
+
+@st.composite
+def rollout_steps(draw: st.DrawFn, max_steps: int = 6) -> list[dict[str, Any]]:
+    """Valid canary steps: setWeight or pause, weights never decreasing."""
+    steps: list[dict[str, Any]] = []
+    weight = 1
+    for _ in range(draw(st.integers(1, max_steps))):
+        if draw(st.booleans()):
+            weight = draw(st.integers(weight, min(100, weight + 40)))
+            steps.append({"setWeight": weight})
+        else:
+            pause: dict[str, Any] = {}
+            _maybe(draw, pause, "duration", valid_durations)
+            steps.append({"pause": pause})
+    return steps
+
+
+@st.composite
+def rollouts(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid spec.rollout: Rolling (no steps) or Canary (1..32 steps), any other fields."""
+    rollout: dict[str, Any] = {}
+    if draw(st.booleans()):
+        rollout["strategy"] = "Canary"
+        steps = draw(rollout_steps())
+        if draw(st.integers(0, 20)) == 0:  # now and then, exactly the most steps allowed
+            steps += [{"pause": {}} for _ in range(models.MAX_STEPS - len(steps))]
+        rollout["steps"] = steps
+    else:
+        _maybe(draw, rollout, "strategy", st.just("Rolling"))
+    _maybe(draw, rollout, "paused", st.booleans())
+    _maybe(draw, rollout, "maxSurge", valid_int_or_percent)
+    _maybe(draw, rollout, "minReadySeconds", st.sampled_from([0, 1, 5, 30, 3600]))
+    _maybe(draw, rollout, "progressDeadline", valid_durations)
+    _maybe(draw, rollout, "maxPauseDuration", valid_durations)
+    if draw(st.booleans()):
+        health: dict[str, Any] = {}
+        _maybe(draw, health, "maxRestarts", st.integers(0, 5))
+        _maybe(draw, health, "notReadyTimeout", valid_durations)
+        _maybe(draw, health, "startTimeout", valid_durations)
+        _maybe(draw, health, "oomKilled", st.sampled_from(["Abort", "Ignore"]))
+        rollout["health"] = health
+    return rollout
+
+
+@st.composite
+def full_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Specs the models accept, with every section and more of each section's fields than
+    :func:`specs` draws: spec.rollout, the whole spec.healing, a single unnamed port, named
+    target ports, Service annotations, extra (passed-through) container and pod fields."""
+    healing = draw(st.none() | healings())
+    rollout = draw(st.none() | rollouts() | rollouts())
+    annotations = draw(st.none() | st.dictionaries(label_keys, st.sampled_from(["a", "b"]),
+                                                   max_size=2))
+    no_metadata = draw(st.integers(0, 4)) == 0
+    sidecar = draw(st.booleans())
+    grace = draw(st.none() | st.integers(0, 60))
+    port: dict[str, Any] = {}
+    _maybe(draw, port, "targetPort", st.one_of(st.integers(1, 65535), port_names))
+    _maybe(draw, port, "protocol", st.sampled_from(["TCP", "UDP", "SCTP"]))
+    service: dict[str, Any] = {}
+    _maybe(draw, service, "type", st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer"]))
+    _maybe(draw, service, "annotations", st.dictionaries(label_keys, st.just("x"), max_size=2))
+    one_unnamed_port = draw(st.none() | st.integers(1, 65535))
+    topology_key = draw(st.none() | st.sampled_from(
+        ["kubernetes.io/hostname", "topology.kubernetes.io/region"]))
+    behavior = draw(st.booleans())
+    spec = draw(specs())  # last: see the note above
+    template = spec["template"]
+    if annotations is not None:
+        template["metadata"]["annotations"] = annotations
+    if no_metadata:
+        del template["metadata"]
+    if sidecar:
+        template["spec"]["containers"].append({
+            "name": "sidecar", "image": "registry.example/sidecar:2", "args": ["--verbose"],
+            "ports": [{"containerPort": 9090}]})
+    if grace is not None:
+        template["spec"]["terminationGracePeriodSeconds"] = grace
+    if "service" in spec:
+        if one_unnamed_port is not None:
+            spec["service"]["ports"] = [{"port": one_unnamed_port}]
+        spec["service"]["ports"][0].update(port)
+        spec["service"].update(service)
+    if topology_key and "zoneSpread" in spec.get("availability", {}):
+        spec["availability"]["zoneSpread"]["topologyKey"] = topology_key
+    if behavior and "autoscaling" in spec:
+        spec["autoscaling"]["behavior"] = {"scaleUp": {"stabilizationWindowSeconds": 0}}
+    if healing is not None:
+        spec["healing"] = healing
+    if rollout is not None:
+        spec["rollout"] = rollout
+    return spec
+
+
+SpecPath = tuple[str | int, ...]
+
+
+def field_name(path: SpecPath) -> str:
+    """A path in the spec as the API server names it: ``spec.rollout.steps[2].setWeight``."""
+    return "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One change to a valid spec: ``value`` put at ``path`` (or the field there removed).
+    ``field`` is the field a rejection must name: the field itself, or the object whose rule
+    across fields the change breaks."""
+
+    kind: str
+    path: SpecPath
+    value: Any = None
+    field: str = ""
+
+    def __str__(self) -> str:
+        shown = "removed" if self.kind.startswith(("remove", "no-")) else (
+            f"= {json.dumps(self.value)}")
+        return f"{self.kind}: {field_name(self.path)} {shown}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A spec to judge; ``mutation`` is None for a spec drawn valid."""
+
+    spec: dict[str, Any]
+    mutation: Mutation | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    """A place in a spec that the schema describes, set or not."""
+
+    path: SpecPath
+    schema: dict[str, Any]
+    present: bool
+    required: bool
+
+
+SPEC_SCHEMA = crd.schema_of(models.ResilientServiceSpec)
+
+
+def schema_at(path: SpecPath) -> dict[str, Any]:
+    """The schema of the place at ``path`` ({} inside a part the schema leaves open)."""
+    schema = SPEC_SCHEMA
+    for p in path:
+        if isinstance(p, int):
+            schema = schema.get("items", {})
+        elif p in (schema.get("properties") or {}):
+            schema = schema["properties"][p]
+        elif isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]
+        else:
+            return {}
+    return schema
+
+
+def is_open(schema: dict[str, Any]) -> bool:
+    """Whether an object of this schema takes keys of any name (a map, or passed through)."""
+    return bool(schema.get("x-kubernetes-preserve-unknown-fields")
+                or isinstance(schema.get("additionalProperties"), dict))
+
+
+def sites(value: Any, schema: dict[str, Any] = SPEC_SCHEMA, path: SpecPath = ()) -> list[Site]:
+    """Every place under ``value`` that the schema describes: the fields set, and the fields
+    its objects could have but do not (passed-through parts only as far as the schema goes)."""
+    found: list[Site] = []
+    if isinstance(value, dict):
+        required = set(schema.get("required", []))
+        for key, sub in (schema.get("properties") or {}).items():
+            found.append(Site(path + (key,), sub, key in value, key in required))
+            if key in value:
+                found += sites(value[key], sub, path + (key,))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, item in value.items():
+                found.append(Site(path + (key,), extra, True, False))
+                found += sites(item, extra, path + (key,))
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            found.append(Site(path + (i,), schema["items"], True, False))
+            found += sites(item, schema["items"], path + (i,))
+    return found
+
+
+def json_type(schema: dict[str, Any]) -> str:
+    """The schema's type: integer, string, boolean, object, array or int-or-string."""
+    if schema.get("x-kubernetes-int-or-string"):
+        return "int-or-string"
+    return str(schema.get("type", "object"))
+
+
+# Values of another JSON type than the schema's. LAX_TYPE_VALUES are those a lenient parser
+# may coerce to the schema's type (numeric strings, booleans as numbers and back, whole
+# floats); WRONG_TYPE_VALUES are those none should.
+WRONG_TYPE_VALUES: dict[str, list[Any]] = {
+    "integer": ["five", 2.5, [], {}, [1]],
+    "string": [5, 2.5, False, [], {}, ["a"]],
+    "boolean": ["maybe", 2, 2.5, [], {}],
+    "object": ["x", 1, True, [], [{}]],
+    "array": ["x", 1, True, {}],
+    "int-or-string": [True, 2.5, [], {}, [1]],
+}
+LAX_TYPE_VALUES: dict[str, list[Any]] = {
+    "integer": ["5", "0", " 7", True, False, 5.0, 1e2],
+    "boolean": ["true", "false", "True", "yes", "off", "1", 0, 1, 1.0],
+    "int-or-string": [5.0, 0.0, False],
+}
+BAD_DURATIONS = ["10", "1d", "-1s", "", "1.s", ".5s", " 1s", "1s ", "1S", "1 s", "1us", "1ns",
+                 "1h-1m", "1e3s", "∞", "10s\n", "s", "1m1", "PT1S", "1,5s"]
+BAD_PERCENTS = ["101%", "5.5%", "-5%", "05%", "5", "%", "50 %", "1000%", "", "100%%", "５%",
+                "5%\n", "half", "0x10%", "+5%"]
+BAD_ENUMS = ["", "x", "unknown", "enabled", "canary", "tcp", "clusterip", " Rolling", "ABORT"]
+HUGE_INTEGERS = [2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1]
+UNKNOWN_KEYS = ["foo", "x-extra", "spec", "Replicas", "extra_field", "enabled", "$ref", ""]
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _get(spec: dict[str, Any], path: SpecPath) -> Any:
+    node: Any = spec
+    for p in path:
+        node = node[p]
+    return node
+
+
+class Picks:
+    """Choices made with a seed drawn before the spec they are made in (see the note above;
+    a seed rather than the choices themselves, as Hypothesis draws the bounds of a range, 0
+    and the largest, far more often than any value between)."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def number(self) -> int:
+        return self._random.randrange(2**16)
+
+    def one(self, options: list[Any] | tuple[Any, ...]) -> Any:
+        return options[self._random.randrange(len(options))]
+
+
+picks = st.integers(0, 2**32 - 1).map(Picks)
+
+
+def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
+    """One change at a random place the schema describes: a value of a wrong type (or of a
+    type a lenient parser would coerce), a number out of range or beyond 32/64 bits, a bad
+    duration, percentage or enum, an empty string, null, a required field removed, or a key
+    the schema does not name added."""
+    site: Site = pick.one(sites(spec))
+    schema, path, where = site.schema, site.path, field_name(site.path)
+    kind_of = json_type(schema)
+    choices = ["wrong-type", "null", "unknown-field"]
+    if kind_of in LAX_TYPE_VALUES:
+        choices.append("lax-type")
+    if site.present and site.required:
+        choices.append("remove")
+    if kind_of == "integer":
+        choices += ["out-of-range", "huge-integer"]
+    if kind_of == "int-or-string":
+        choices += ["bad-percent", "out-of-range"]
+    if "pattern" in schema:
+        choices += ["bad-duration", "bad-duration"]
+    if "enum" in schema:
+        choices.append("bad-enum")
+    if kind_of == "string":
+        choices.append("empty-string")
+    if kind_of == "array":
+        choices.append("array-size")
+    kind: str = pick.one(choices)
+    if kind == "wrong-type":
+        return Mutation(kind, path, pick.one(WRONG_TYPE_VALUES[kind_of]), where)
+    if kind == "lax-type":
+        return Mutation(kind, path, pick.one(LAX_TYPE_VALUES[kind_of]), where)
+    if kind in ("null", "remove"):
+        return Mutation(kind, path, None, where)
+    if kind == "out-of-range":
+        low, high = schema.get("minimum", 0), schema.get("maximum")
+        options = [low - 1, low - 2 - pick.number() % 1000]
+        if high is not None:
+            options += [high + 1, high + 2 + pick.number() % 1000]
+        return Mutation(kind, path, pick.one(options), where)
+    if kind in ("huge-integer", "bad-percent", "bad-duration", "bad-enum"):
+        pool = {"huge-integer": HUGE_INTEGERS, "bad-percent": BAD_PERCENTS,
+                "bad-duration": BAD_DURATIONS, "bad-enum": BAD_ENUMS}[kind]
+        return Mutation(kind, path, pick.one(pool), where)
+    if kind == "empty-string":
+        return Mutation(kind, path, "", where)
+    if kind == "array-size":
+        current = _get(spec, path) if site.present else []
+        sizes: list[list[Any]] = [[]]
+        if "maxItems" in schema:
+            sizes.append([current[0] if current else {"pause": {}}] * (schema["maxItems"] + 1))
+        return Mutation(kind, path, pick.one(sizes), where)
+    # a key the schema does not name, in the object at the site or in the one around it
+    obj_path = path if kind_of == "object" and site.present else path[:-1]
+    obj = _get(spec, obj_path)
+    if not isinstance(obj, dict):
+        return Mutation("null", path, None, where)
+    obj_schema = schema_at(obj_path)
+    known = set(obj) | set(obj_schema.get("properties") or {})
+    options = {k for k in UNKNOWN_KEYS if k not in known}
+    options |= {_snake(k) for k in known} | {k[:1].upper() + k[1:] for k in known if k}
+    key = pick.one(sorted(options - known))
+    value = pick.one([1, "x", True, {}, []])
+    # in a map or a passed-through object any key is welcome (its value may still be wrong)
+    kind = "extra-key" if is_open(obj_schema) else "unknown-field"
+    return Mutation(kind, obj_path + (key,), value, field_name(obj_path + (key,)))
+
+
+def apply_mutation(spec: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
+    """A copy of ``spec`` with a site mutation made."""
+    changed = copy.deepcopy(spec)
+    parent = _get(changed, mutation.path[:-1])
+    if mutation.kind == "remove":
+        del parent[mutation.path[-1]]
+    else:
+        parent[mutation.path[-1]] = copy.deepcopy(mutation.value)
+    return changed
+
+
+RULE_KINDS = (
+    "min-and-max-available", "min-above-max-replicas", "managed-label", "unnamed-ports",
+    "steps-without-canary", "canary-without-steps", "canary-with-empty-steps",
+    "decreasing-weights", "step-with-weight-and-pause", "empty-step", "weight-0-or-101",
+    "port-0-or-65536", "negative-replicas", "too-many-steps", "no-template", "no-containers",
+    "no-image", "no-container-name", "no-ports", "no-max-replicas",
+)
+
+
+@st.composite
+def rule_params(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    """What a rule mutation of this kind needs, drawn before the spec it changes."""
+    params: dict[str, Any] = {"pick": draw(picks)}
+    if kind == "min-and-max-available":
+        params.update(low=draw(valid_int_or_percent), high=draw(valid_int_or_percent))
+    elif kind == "min-above-max-replicas":
+        params.update(high=draw(st.integers(1, 20)), over=draw(st.integers(1, 5)))
+    elif kind == "managed-label":
+        params.update(key=draw(st.sampled_from(models.MANAGED_LABELS)),
+                      value=draw(st.sampled_from(["web", "x", "resilient-operator"])))
+    elif kind == "unnamed-ports":
+        n = draw(st.integers(2, 4))
+        params.update(n=n, unnamed=draw(st.sets(st.integers(0, n - 1), min_size=1)))
+    elif kind in ("steps-without-canary", "decreasing-weights", "step-with-weight-and-pause",
+                  "empty-step"):
+        params.update(steps=draw(rollout_steps()), rolling=draw(st.booleans()),
+                      high=draw(st.integers(2, 100)), pause=draw(st.booleans()))
+        params["low"] = draw(st.integers(1, params["high"] - 1))
+    elif kind == "weight-0-or-101":
+        params.update(value=draw(st.sampled_from([0, 101])), before=draw(rollout_steps(3)),
+                      after=draw(rollout_steps(3)))
+    elif kind == "port-0-or-65536":
+        params.update(value=draw(st.sampled_from([0, 65536, -1, 70000])))
+    elif kind == "negative-replicas":
+        params.update(value=draw(st.integers(-(2**31), -1)))
+    elif kind == "too-many-steps":
+        params.update(n=draw(st.integers(models.MAX_STEPS + 1, models.MAX_STEPS + 8)))
+    return params
+
+
+def _canary(spec: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    rollout = spec.setdefault("rollout", {})
+    rollout.update(strategy="Canary", steps=steps)
+    return rollout
+
+
+def rule_mutation(spec: dict[str, Any], kind: str, params: dict[str, Any]) -> Mutation:
+    """Break one rule in ``spec`` (changed in place): a rule across fields, or a bound or a
+    required field the random places may seldom reach."""
+    pick: Picks = params["pick"]
+    if kind == "min-and-max-available":
+        avail = spec.setdefault("availability", {})
+        avail.update(minAvailable=params["low"], maxUnavailable=params["high"])
+        return Mutation(kind, ("availability",), avail, "spec.availability")
+    if kind == "min-above-max-replicas":
+        auto = spec.setdefault("autoscaling", {})
+        auto.update(minReplicas=params["high"] + params["over"], maxReplicas=params["high"])
+        return Mutation(kind, ("autoscaling",), auto, "spec.autoscaling")
+    if kind == "managed-label":
+        metadata = spec["template"].setdefault("metadata", {})
+        labels = metadata.setdefault("labels", {})
+        labels[params["key"]] = params["value"]
+        return Mutation(kind, ("template", "metadata", "labels"), labels,
+                        "spec.template.metadata.labels")
+    if kind == "unnamed-ports":
+        ports = [{"port": 80 + i} if i in params["unnamed"] else {"name": f"p{i}", "port": 80 + i}
+                 for i in range(params["n"])]
+        spec.setdefault("service", {})["ports"] = ports
+        return Mutation(kind, ("service", "ports"), ports, "spec.service")
+    if kind == "steps-without-canary":
+        rollout = spec.setdefault("rollout", {})
+        rollout["steps"] = params["steps"]
+        if params["rolling"]:
+            rollout["strategy"] = "Rolling"
+        else:
+            rollout.pop("strategy", None)
+        return Mutation(kind, ("rollout",), rollout, "spec.rollout")
+    if kind in ("canary-without-steps", "canary-with-empty-steps"):
+        rollout = spec.setdefault("rollout", {})
+        rollout["strategy"] = "Canary"
+        rollout.pop("steps", None)
+        if kind == "canary-with-empty-steps":
+            rollout["steps"] = []
+        return Mutation(kind, ("rollout",), rollout, "spec.rollout")
+    if kind == "decreasing-weights":
+        steps = params["steps"]
+        at = pick.number() % (len(steps) + 1)
+        steps[at:at] = [{"setWeight": params["high"]}] + ([{"pause": {}}] if params["pause"]
+                                                           else [])
+        steps.append({"setWeight": params["low"]})
+        return Mutation(kind, ("rollout",), _canary(spec, steps), "spec.rollout")
+    if kind in ("step-with-weight-and-pause", "empty-step"):
+        steps = params["steps"]
+        at = pick.number() % len(steps)
+        steps[at] = {} if kind == "empty-step" else {
+            "setWeight": steps[at].get("setWeight", 100), "pause": {}}
+        _canary(spec, steps)
+        return Mutation(kind, ("rollout", "steps", at), steps[at], f"spec.rollout.steps[{at}]")
+    if kind == "weight-0-or-101":
+        # the weights around the bad one stay in order: only the bound is broken
+        value, before, after = params["value"], params["before"], params["after"]
+        if value == 0:
+            before = [s for s in before if "pause" in s]
+        else:
+            after = [s for s in after if "pause" in s]
+        _canary(spec, [*before, {"setWeight": value}, *after])
+        path: SpecPath = ("rollout", "steps", len(before), "setWeight")
+        return Mutation(kind, path, value, field_name(path))
+    if kind == "port-0-or-65536":
+        ports = spec.setdefault("service", {"ports": [{"port": 80}]})["ports"]
+        at = pick.number() % len(ports)
+        ports[at]["port"] = params["value"]
+        return Mutation(kind, ("service", "ports", at, "port"), params["value"],
+                        f"spec.service.ports[{at}].port")
+    if kind == "negative-replicas":
+        spec["replicas"] = params["value"]
+        return Mutation(kind, ("replicas",), params["value"], "spec.replicas")
+    if kind == "too-many-steps":
+        steps = [{"pause": {}} for _ in range(params["n"])]
+        _canary(spec, steps)
+        return Mutation(kind, ("rollout", "steps"), steps, "spec.rollout.steps")
+    if kind == "no-template":
+        del spec["template"]
+        return Mutation(kind, ("template",), None, "spec.template")
+    if kind == "no-containers":
+        del spec["template"]["spec"]["containers"]
+        return Mutation(kind, ("template", "spec", "containers"), None,
+                        "spec.template.spec.containers")
+    if kind == "no-ports":
+        spec.setdefault("service", {"ports": []}).pop("ports")
+        return Mutation(kind, ("service", "ports"), None, "spec.service.ports")
+    if kind == "no-max-replicas":
+        spec.setdefault("autoscaling", {"maxReplicas": 1}).pop("maxReplicas")
+        return Mutation(kind, ("autoscaling", "maxReplicas"), None,
+                        "spec.autoscaling.maxReplicas")
+    assert kind in ("no-image", "no-container-name"), kind
+    key = "image" if kind == "no-image" else "name"
+    containers = spec["template"]["spec"]["containers"]
+    at = pick.number() % len(containers)
+    del containers[at][key]
+    return Mutation(kind, ("template", "spec", "containers", at, key), None,
+                    f"spec.template.spec.containers[{at}].{key}")
+
+
+@st.composite
+def site_mutated_specs(draw: st.DrawFn) -> Case:
+    """A valid spec with one mutation at a random place (see :func:`site_mutation`)."""
+    pick = draw(picks)
+    spec = draw(full_specs())
+    mutation = site_mutation(spec, pick)
+    return Case(apply_mutation(spec, mutation), mutation)
+
+
+@st.composite
+def rule_mutated_specs(draw: st.DrawFn) -> Case:
+    """A valid spec with one rule broken (see :func:`rule_mutation`)."""
+    kind = draw(st.sampled_from(RULE_KINDS))
+    params = draw(rule_params(kind))
+    spec = draw(full_specs())
+    mutation = rule_mutation(spec, kind, params)
+    return Case(spec, mutation)
+
+
+def contract_cases() -> st.SearchStrategy[Case]:
+    """A spec to judge: a valid one (a fifth of the cases), else a valid spec with one mutation
+    at a random place or against one rule. Most mutated specs are invalid, but a mutation may
+    also leave a spec valid (a key passed through, null where a default applies): the
+    verdicts to compare are the API server's and the models', not the mutation's intent."""
+    return st.one_of(full_specs().map(Case), site_mutated_specs(), site_mutated_specs(),
+                     rule_mutated_specs(), rule_mutated_specs())

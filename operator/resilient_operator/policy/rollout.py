@@ -321,7 +321,12 @@ def _tracks(spec: ResilientServiceSpec, st: RolloutStatus, stable: int, canary: 
 def _counts(st: RolloutStatus, seen: Observed, desired_weight: int) -> RolloutStatus:
     ready = seen.stable.ready + seen.canary.ready
     actual = round(100 * seen.canary.ready / ready) if ready else 0
-    return st.model_copy(update={"stable_pods": seen.stable.ready,
+    step = None
+    if st.phase in (PROGRESSING, PAUSED) and st.step_index is not None and st.steps:
+        step = f"{st.step_index + 1}/{st.steps}"
+    elif st.phase in (PROMOTING, ABORTING):
+        step = st.phase
+    return st.model_copy(update={"current_step": step, "stable_pods": seen.stable.ready,
                                  "canary_pods": seen.canary.ready,
                                  "desired_weight": desired_weight, "actual_weight": actual})
 
@@ -329,8 +334,11 @@ def _counts(st: RolloutStatus, seen: Observed, desired_weight: int) -> RolloutSt
 def _at_rest(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, plan: Plan) -> Plan:
     """No rollout: the stable track runs spec.template at the total; no canary."""
     st = st.model_copy(update={"stable_template": None, "stable_pod_hashes": [],
-                               "total": None, "message": None, "step_started": None})
+                               "total": None, "message": None, "step_started": None,
+                               "step_index": None})
     plan.state = _counts(st, seen, 100 if st.phase == COMPLETED else 0)
+    if st.phase == COMPLETED:  # every pod runs the revision that was rolled out
+        plan.state = plan.state.model_copy(update={"actual_weight": 100})
     plan.tracks = Tracks(stable_replicas=seen.total, max_surge=spec.rollout.max_surge,
                          stable_revision=st.stable_revision)
     return plan

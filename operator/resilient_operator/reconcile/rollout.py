@@ -92,8 +92,9 @@ def run(ctx: Context) -> Tracks:
     for type_, reason, message in plan.events:
         ctx.event_once(f"rollout/{reason}", reason, message, type_=type_)
     _measure(ctx, before, plan)
-    if _decision(before) != _decision(after):
-        # the decision first, then the action: a restart continues from here
+    if _decision(before) != _decision(after) and after.phase in policy.ACTIVE:
+        # the decision first, then the action: a restart continues from here (a rollout that
+        # ends is written with the rest of the status: done again, it ends the same way)
         ctx.status = ctx.status.model_copy(update={"rollout": after})
         status_actor.checkpoint(ctx, ctx.status)
     ctx.status = ctx.status.model_copy(update={"rollout": after})

@@ -629,6 +629,8 @@ class RolloutStatus(K8sModel):
     stable_pod_hashes: list[str] = Field(default_factory=list, description="pod-template-hash "
                                          "of the pods that ran before a Rolling update.")
     step_index: int | None = Field(default=None, description="Current step (0-based).")
+    current_step: str | None = Field(default=None, description="The current step for people: "
+                                     "2/4, Promoting or Aborting (kubectl get's STEP).")
     step_started: str | None = Field(default=None, description="When the current step began.")
     steps: int | None = Field(default=None, description="Number of steps.")
     desired_weight: int = Field(default=0, description="Percent of the total the current step "
