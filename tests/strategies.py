@@ -88,68 +88,82 @@ valid_int_or_percent = st.one_of(st.integers(0, 50), valid_percents)
 port_names = st.sampled_from(["http", "grpc", "metrics", "web-1", "a"])
 
 
-def _maybe(draw: st.DrawFn, section: dict[str, Any], key: str, value: st.SearchStrategy[Any]
-           ) -> None:
-    """Set ``key`` to a drawn value, or leave it out (its default applies)."""
-    if draw(st.booleans()):
-        section[key] = draw(value)
+pauses = st.fixed_dictionaries({}, optional={"duration": valid_durations})
 
 
-@st.composite
-def healings(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid spec.healing: any subset of its fields."""
-    healing: dict[str, Any] = {}
-    _maybe(draw, healing, "mode", st.sampled_from(["Enabled", "ObserveOnly", "Disabled"]))
-    for key in ("notReadyTimeout", "restartWindow", "nodeLostTimeout", "cooldown"):
-        _maybe(draw, healing, key, valid_durations)
-    _maybe(draw, healing, "maxRestarts", st.integers(1, 20))
-    _maybe(draw, healing, "maxConcurrent", valid_int_or_percent)
-    _maybe(draw, healing, "stormThreshold", valid_int_or_percent)
-    _maybe(draw, healing, "stormMinPods", st.integers(1, 10))
-    return healing
-
-
-@st.composite
-def rollout_steps(draw: st.DrawFn, max_steps: int = 6) -> list[dict[str, Any]]:
-    """Valid canary steps: setWeight or pause, weights never decreasing."""
+def _steps_of(moves: list[tuple[int, dict[str, Any]] | tuple[None, dict[str, Any]]]
+              ) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     weight = 1
-    for _ in range(draw(st.integers(1, max_steps))):
-        if draw(st.booleans()):
-            weight = draw(st.integers(weight, min(100, weight + 40)))
-            steps.append({"setWeight": weight})
-        else:
-            pause: dict[str, Any] = {}
-            _maybe(draw, pause, "duration", valid_durations)
+    for rise, pause in moves:
+        if rise is None:
             steps.append({"pause": pause})
+        else:
+            weight = min(100, weight + rise)
+            steps.append({"setWeight": weight})
     return steps
 
 
-@st.composite
-def rollouts(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid spec.rollout: Rolling (no steps) or Canary (1..32 steps), any other fields."""
-    rollout: dict[str, Any] = {}
-    if draw(st.booleans()):
-        rollout["strategy"] = "Canary"
-        steps = draw(rollout_steps())
-        if draw(st.integers(0, 20)) == 0:  # now and then, exactly the most steps allowed
-            steps += [{"pause": {}} for _ in range(models.MAX_STEPS - len(steps))]
-        rollout["steps"] = steps
-    else:
-        _maybe(draw, rollout, "strategy", st.just("Rolling"))
-    _maybe(draw, rollout, "paused", st.booleans())
-    _maybe(draw, rollout, "maxSurge", valid_int_or_percent)
-    _maybe(draw, rollout, "minReadySeconds", st.sampled_from([0, 1, 5, 30, 3600]))
-    _maybe(draw, rollout, "progressDeadline", valid_durations)
-    _maybe(draw, rollout, "maxPauseDuration", valid_durations)
-    if draw(st.booleans()):
-        health: dict[str, Any] = {}
-        _maybe(draw, health, "maxRestarts", st.integers(0, 5))
-        _maybe(draw, health, "notReadyTimeout", valid_durations)
-        _maybe(draw, health, "startTimeout", valid_durations)
-        _maybe(draw, health, "oomKilled", st.sampled_from(["Abort", "Ignore"]))
-        rollout["health"] = health
-    return rollout
+def rollout_steps(max_steps: int = 6) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Valid canary steps: setWeight or pause, weights never decreasing."""
+    return st.lists(st.tuples(st.none() | st.integers(0, 40), pauses), min_size=1,
+                    max_size=max_steps).map(_steps_of)
+
+
+healings = st.fixed_dictionaries({}, optional={
+    "mode": st.sampled_from(["Enabled", "ObserveOnly", "Disabled"]),
+    "notReadyTimeout": valid_durations,
+    "restartWindow": valid_durations,
+    "nodeLostTimeout": valid_durations,
+    "cooldown": valid_durations,
+    "maxRestarts": st.integers(1, 20),
+    "maxConcurrent": valid_int_or_percent,
+    "stormThreshold": valid_int_or_percent,
+    "stormMinPods": st.integers(1, 10),
+})
+"""A valid spec.healing: any subset of its fields."""
+rollout_healths = st.fixed_dictionaries({}, optional={
+    "maxRestarts": st.integers(0, 5),
+    "notReadyTimeout": valid_durations,
+    "startTimeout": valid_durations,
+    "oomKilled": st.sampled_from(["Abort", "Ignore"]),
+})
+_ROLLOUT_FIELDS = {
+    "paused": st.booleans(),
+    "maxSurge": valid_int_or_percent,
+    "minReadySeconds": st.sampled_from([0, 1, 5, 30, 3600]),
+    "progressDeadline": valid_durations,
+    "maxPauseDuration": valid_durations,
+    "health": rollout_healths,
+}
+_most_steps = rollout_steps().map(
+    lambda steps: steps + [{"pause": {}} for _ in range(models.MAX_STEPS - len(steps))])
+rollouts = st.one_of(
+    st.fixed_dictionaries({}, optional={"strategy": st.just("Rolling"), **_ROLLOUT_FIELDS}),
+    st.fixed_dictionaries({"strategy": st.just("Canary"),
+                           "steps": rollout_steps() | rollout_steps() | _most_steps},
+                          optional=_ROLLOUT_FIELDS),
+)
+"""A valid spec.rollout: Rolling (no steps) or Canary (1..32 steps), any other fields."""
+_extras = st.fixed_dictionaries({
+    "healing": st.none() | healings,
+    "rollout": st.none() | rollouts | rollouts,
+    "annotations": st.none() | st.dictionaries(label_keys, st.sampled_from(["a", "b"]),
+                                               max_size=2),
+    "no_metadata": st.integers(0, 4).map(lambda n: n == 0),
+    "sidecar": st.booleans(),
+    "grace": st.none() | st.integers(0, 60),
+    "port": st.fixed_dictionaries({}, optional={
+        "targetPort": st.integers(1, 65535) | port_names,
+        "protocol": st.sampled_from(["TCP", "UDP", "SCTP"])}),
+    "service": st.fixed_dictionaries({}, optional={
+        "type": st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer"]),
+        "annotations": st.dictionaries(label_keys, st.just("x"), max_size=2)}),
+    "one_unnamed_port": st.none() | st.integers(1, 65535),
+    "topology_key": st.none() | st.sampled_from(
+        ["kubernetes.io/hostname", "topology.kubernetes.io/region"]),
+    "behavior": st.booleans(),
+})
 
 
 @st.composite
@@ -157,48 +171,32 @@ def full_specs(draw: st.DrawFn) -> dict[str, Any]:
     """Specs the models accept, with every section and more of each section's fields than
     :func:`specs` draws: spec.rollout, the whole spec.healing, a single unnamed port, named
     target ports, Service annotations, extra (passed-through) container and pod fields."""
-    healing = draw(st.none() | healings())
-    rollout = draw(st.none() | rollouts() | rollouts())
-    annotations = draw(st.none() | st.dictionaries(label_keys, st.sampled_from(["a", "b"]),
-                                                   max_size=2))
-    no_metadata = draw(st.integers(0, 4)) == 0
-    sidecar = draw(st.booleans())
-    grace = draw(st.none() | st.integers(0, 60))
-    port: dict[str, Any] = {}
-    _maybe(draw, port, "targetPort", st.one_of(st.integers(1, 65535), port_names))
-    _maybe(draw, port, "protocol", st.sampled_from(["TCP", "UDP", "SCTP"]))
-    service: dict[str, Any] = {}
-    _maybe(draw, service, "type", st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer"]))
-    _maybe(draw, service, "annotations", st.dictionaries(label_keys, st.just("x"), max_size=2))
-    one_unnamed_port = draw(st.none() | st.integers(1, 65535))
-    topology_key = draw(st.none() | st.sampled_from(
-        ["kubernetes.io/hostname", "topology.kubernetes.io/region"]))
-    behavior = draw(st.booleans())
+    extra = draw(_extras)
     spec = draw(specs())  # last: see the note above
     template = spec["template"]
-    if annotations is not None:
-        template["metadata"]["annotations"] = annotations
-    if no_metadata:
+    if extra["annotations"] is not None:
+        template["metadata"]["annotations"] = extra["annotations"]
+    if extra["no_metadata"]:
         del template["metadata"]
-    if sidecar:
+    if extra["sidecar"]:
         template["spec"]["containers"].append({
             "name": "sidecar", "image": "registry.example/sidecar:2", "args": ["--verbose"],
             "ports": [{"containerPort": 9090}]})
-    if grace is not None:
-        template["spec"]["terminationGracePeriodSeconds"] = grace
+    if extra["grace"] is not None:
+        template["spec"]["terminationGracePeriodSeconds"] = extra["grace"]
     if "service" in spec:
-        if one_unnamed_port is not None:
-            spec["service"]["ports"] = [{"port": one_unnamed_port}]
-        spec["service"]["ports"][0].update(port)
-        spec["service"].update(service)
-    if topology_key and "zoneSpread" in spec.get("availability", {}):
-        spec["availability"]["zoneSpread"]["topologyKey"] = topology_key
-    if behavior and "autoscaling" in spec:
+        if extra["one_unnamed_port"] is not None:
+            spec["service"]["ports"] = [{"port": extra["one_unnamed_port"]}]
+        spec["service"]["ports"][0].update(extra["port"])
+        spec["service"].update(extra["service"])
+    if extra["topology_key"] and "zoneSpread" in spec.get("availability", {}):
+        spec["availability"]["zoneSpread"]["topologyKey"] = extra["topology_key"]
+    if extra["behavior"] and "autoscaling" in spec:
         spec["autoscaling"]["behavior"] = {"scaleUp": {"stabilizationWindowSeconds": 0}}
-    if healing is not None:
-        spec["healing"] = healing
-    if rollout is not None:
-        spec["rollout"] = rollout
+    if extra["healing"] is not None:
+        spec["healing"] = extra["healing"]
+    if extra["rollout"] is not None:
+        spec["rollout"] = extra["rollout"]
     return spec
 
 
@@ -220,11 +218,13 @@ class Mutation:
     path: SpecPath
     value: Any = None
     field: str = ""
+    moved_from: SpecPath | None = None
 
     def __str__(self) -> str:
         shown = "removed" if self.kind.startswith(("remove", "no-")) else (
-            f"= {json.dumps(self.value)}")
-        return f"{self.kind}: {field_name(self.path)} {shown}"
+            f"= {json.dumps(self.value, ensure_ascii=False)}")
+        moved = f" (instead of {field_name(self.moved_from)})" if self.moved_from else ""
+        return f"{self.kind}: {field_name(self.path)} {shown}{moved}"
 
 
 @dataclass(frozen=True)
@@ -299,21 +299,23 @@ def json_type(schema: dict[str, Any]) -> str:
 
 
 # Values of another JSON type than the schema's. LAX_TYPE_VALUES are those a lenient parser
-# may coerce to the schema's type (numeric strings, booleans as numbers and back, whole
-# floats); WRONG_TYPE_VALUES are those none should.
+# (pydantic's lax mode) coerces to the schema's type: numeric strings, booleans as numbers and
+# back; WRONG_TYPE_VALUES are those none should. WHOLE_FLOATS are numbers with a fraction of
+# zero, which a JSON schema "integer" accepts.
 WRONG_TYPE_VALUES: dict[str, list[Any]] = {
     "integer": ["five", 2.5, [], {}, [1]],
     "string": [5, 2.5, False, [], {}, ["a"]],
     "boolean": ["maybe", 2, 2.5, [], {}],
     "object": ["x", 1, True, [], [{}]],
     "array": ["x", 1, True, {}],
-    "int-or-string": [True, 2.5, [], {}, [1]],
+    "int-or-string": [2.5, -1.5, [], {}, [1]],
 }
 LAX_TYPE_VALUES: dict[str, list[Any]] = {
-    "integer": ["5", "0", " 7", True, False, 5.0, 1e2],
-    "boolean": ["true", "false", "True", "yes", "off", "1", 0, 1, 1.0],
-    "int-or-string": [5.0, 0.0, False],
+    "integer": ["5", " 7", "7 ", "5.0", True, False],
+    "boolean": ["true", "false", "True", "yes", "off", "1", "0", 0, 1, 1.0, 0.0],
+    "int-or-string": [True, False],
 }
+WHOLE_FLOATS = [1.0, 5.0, 0.0, 1e2]
 BAD_DURATIONS = ["10", "1d", "-1s", "", "1.s", ".5s", " 1s", "1s ", "1S", "1 s", "1us", "1ns",
                  "1h-1m", "1e3s", "∞", "10s\n", "s", "1m1", "PT1S", "1,5s"]
 BAD_PERCENTS = ["101%", "5.5%", "-5%", "05%", "5", "%", "50 %", "1000%", "", "100%%", "５%",
@@ -323,7 +325,8 @@ HUGE_INTEGERS = [2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) 
 UNKNOWN_KEYS = ["foo", "x-extra", "spec", "Replicas", "extra_field", "enabled", "$ref", ""]
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """The Python name of a field: ``maxRestarts`` -> ``max_restarts``."""
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
@@ -366,9 +369,13 @@ def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
     if site.present and site.required:
         choices.append("remove")
     if kind_of == "integer":
-        choices += ["out-of-range", "huge-integer"]
+        choices += ["out-of-range", "huge-integer", "whole-float"]
     if kind_of == "int-or-string":
-        choices += ["bad-percent", "out-of-range"]
+        choices += ["bad-percent", "out-of-range", "whole-float"]
+    key = path[-1] if path else None
+    if site.present and isinstance(key, str) and snake_case(key) != key and not is_open(
+            schema_at(path[:-1])):
+        choices.append("snake-case-key")
     if "pattern" in schema:
         choices += ["bad-duration", "bad-duration"]
     if "enum" in schema:
@@ -382,6 +389,11 @@ def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
         return Mutation(kind, path, pick.one(WRONG_TYPE_VALUES[kind_of]), where)
     if kind == "lax-type":
         return Mutation(kind, path, pick.one(LAX_TYPE_VALUES[kind_of]), where)
+    if kind == "whole-float":
+        return Mutation(kind, path, pick.one(WHOLE_FLOATS), where)
+    if kind == "snake-case-key":  # the Python name of the field instead of its JSON name
+        moved = path[:-1] + (snake_case(str(key)),)
+        return Mutation(kind, moved, _get(spec, path), field_name(moved), moved_from=path)
     if kind in ("null", "remove"):
         return Mutation(kind, path, None, where)
     if kind == "out-of-range":
@@ -410,7 +422,7 @@ def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
     obj_schema = schema_at(obj_path)
     known = set(obj) | set(obj_schema.get("properties") or {})
     options = {k for k in UNKNOWN_KEYS if k not in known}
-    options |= {_snake(k) for k in known} | {k[:1].upper() + k[1:] for k in known if k}
+    options |= {snake_case(k) for k in known} | {k[:1].upper() + k[1:] for k in known if k}
     key = pick.one(sorted(options - known))
     value = pick.one([1, "x", True, {}, []])
     # in a map or a passed-through object any key is welcome (its value may still be wrong)
@@ -421,6 +433,8 @@ def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
 def apply_mutation(spec: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
     """A copy of ``spec`` with a site mutation made."""
     changed = copy.deepcopy(spec)
+    if mutation.moved_from is not None:
+        del _get(changed, mutation.moved_from[:-1])[mutation.moved_from[-1]]
     parent = _get(changed, mutation.path[:-1])
     if mutation.kind == "remove":
         del parent[mutation.path[-1]]
@@ -438,35 +452,32 @@ RULE_KINDS = (
 )
 
 
-@st.composite
-def rule_params(draw: st.DrawFn, kind: str) -> dict[str, Any]:
-    """What a rule mutation of this kind needs, drawn before the spec it changes."""
-    params: dict[str, Any] = {"pick": draw(picks)}
-    if kind == "min-and-max-available":
-        params.update(low=draw(valid_int_or_percent), high=draw(valid_int_or_percent))
-    elif kind == "min-above-max-replicas":
-        params.update(high=draw(st.integers(1, 20)), over=draw(st.integers(1, 5)))
-    elif kind == "managed-label":
-        params.update(key=draw(st.sampled_from(models.MANAGED_LABELS)),
-                      value=draw(st.sampled_from(["web", "x", "resilient-operator"])))
-    elif kind == "unnamed-ports":
-        n = draw(st.integers(2, 4))
-        params.update(n=n, unnamed=draw(st.sets(st.integers(0, n - 1), min_size=1)))
-    elif kind in ("steps-without-canary", "decreasing-weights", "step-with-weight-and-pause",
-                  "empty-step"):
-        params.update(steps=draw(rollout_steps()), rolling=draw(st.booleans()),
-                      high=draw(st.integers(2, 100)), pause=draw(st.booleans()))
-        params["low"] = draw(st.integers(1, params["high"] - 1))
-    elif kind == "weight-0-or-101":
-        params.update(value=draw(st.sampled_from([0, 101])), before=draw(rollout_steps(3)),
-                      after=draw(rollout_steps(3)))
-    elif kind == "port-0-or-65536":
-        params.update(value=draw(st.sampled_from([0, 65536, -1, 70000])))
-    elif kind == "negative-replicas":
-        params.update(value=draw(st.integers(-(2**31), -1)))
-    elif kind == "too-many-steps":
-        params.update(n=draw(st.integers(models.MAX_STEPS + 1, models.MAX_STEPS + 8)))
-    return params
+_steps, _few_steps = rollout_steps(), rollout_steps(3)
+_step_params = st.fixed_dictionaries({
+    "steps": _steps, "rolling": st.booleans(), "high": st.integers(2, 100),
+    "low": st.integers(1, 99), "pause": st.booleans()})
+RULE_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "min-and-max-available": st.fixed_dictionaries({
+        "low": valid_int_or_percent, "high": valid_int_or_percent}),
+    "min-above-max-replicas": st.fixed_dictionaries({
+        "high": st.integers(1, 20), "over": st.integers(1, 5)}),
+    "managed-label": st.fixed_dictionaries({
+        "key": st.sampled_from(models.MANAGED_LABELS),
+        "value": st.sampled_from(["web", "x", "resilient-operator"])}),
+    "unnamed-ports": st.fixed_dictionaries({
+        "n": st.integers(2, 4), "unnamed": st.sets(st.integers(0, 3), min_size=1)}),
+    "steps-without-canary": _step_params,
+    "decreasing-weights": _step_params,
+    "step-with-weight-and-pause": _step_params,
+    "empty-step": _step_params,
+    "weight-0-or-101": st.fixed_dictionaries({
+        "value": st.sampled_from([0, 101]), "before": _few_steps, "after": _few_steps}),
+    "port-0-or-65536": st.fixed_dictionaries({"value": st.sampled_from([0, 65536, -1, 70000])}),
+    "negative-replicas": st.fixed_dictionaries({"value": st.integers(-(2**31), -1)}),
+    "too-many-steps": st.fixed_dictionaries({
+        "n": st.integers(models.MAX_STEPS + 1, models.MAX_STEPS + 8)}),
+}
+"""What a rule mutation of a kind needs (besides the picks), drawn before the spec."""
 
 
 def _canary(spec: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -494,7 +505,8 @@ def rule_mutation(spec: dict[str, Any], kind: str, params: dict[str, Any]) -> Mu
         return Mutation(kind, ("template", "metadata", "labels"), labels,
                         "spec.template.metadata.labels")
     if kind == "unnamed-ports":
-        ports = [{"port": 80 + i} if i in params["unnamed"] else {"name": f"p{i}", "port": 80 + i}
+        unnamed = {i % params["n"] for i in params["unnamed"]}
+        ports = [{"port": 80 + i} if i in unnamed else {"name": f"p{i}", "port": 80 + i}
                  for i in range(params["n"])]
         spec.setdefault("service", {})["ports"] = ports
         return Mutation(kind, ("service", "ports"), ports, "spec.service")
@@ -515,6 +527,7 @@ def rule_mutation(spec: dict[str, Any], kind: str, params: dict[str, Any]) -> Mu
         return Mutation(kind, ("rollout",), rollout, "spec.rollout")
     if kind == "decreasing-weights":
         steps = params["steps"]
+        params["low"] = min(params["low"], params["high"] - 1)
         at = pick.number() % (len(steps) + 1)
         steps[at:at] = [{"setWeight": params["high"]}] + ([{"pause": {}}] if params["pause"]
                                                            else [])
@@ -582,11 +595,15 @@ def site_mutated_specs(draw: st.DrawFn) -> Case:
     return Case(apply_mutation(spec, mutation), mutation)
 
 
+_rule_kinds = st.sampled_from(RULE_KINDS)
+_nothing: st.SearchStrategy[dict[str, Any]] = st.just({})
+
+
 @st.composite
 def rule_mutated_specs(draw: st.DrawFn) -> Case:
     """A valid spec with one rule broken (see :func:`rule_mutation`)."""
-    kind = draw(st.sampled_from(RULE_KINDS))
-    params = draw(rule_params(kind))
+    kind = draw(_rule_kinds)
+    params = {"pick": draw(picks), **draw(RULE_PARAMS.get(kind, _nothing))}
     spec = draw(full_specs())
     mutation = rule_mutation(spec, kind, params)
     return Case(spec, mutation)

@@ -240,3 +240,49 @@ def test_rolling_with_a_bad_template_is_rolled_back_once(h: Harness):
     assert "RolledBack" in reasons(h)
     run(h, 3)
     assert rollout(h)["phase"] == "Aborted" and image(h, "web").endswith(":1")
+
+
+def _autoscaled(h: Harness, cpu_use: str) -> None:
+    h.api.put(resource(replicas=4, rollout=CANARY,
+                       autoscaling={"minReplicas": 2, "maxReplicas": 20,
+                                    "targetCPUUtilizationPercentage": 50}))
+    body = h.api.obj("ResilientService", "web")
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "100m"}}
+    h.api.put(body)
+    for name in ("s1", "s2", "s3"):
+        h.api.put(pod(name))
+        h.api.put({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                   "metadata": {"name": name, "namespace": "shop"},
+                   "containers": [{"name": "app", "usage": {"cpu": cpu_use}}]})
+    run(h, 2)
+    new_release(h)
+    run(h, 3)
+    body = h.api.obj("ResilientService", "web")
+    body["spec"]["replicas"] = 16  # the HPA, hot because of the canary
+    h.api.put(body)
+
+
+def test_a_rise_the_stable_pods_do_not_justify_is_capped(h: Harness):
+    _autoscaled(h, cpu_use="60m")  # stable at 60% of requests, target 50%: 4 -> 5
+    run(h, 2)
+    assert rollout(h)["total"] == 5
+    stable, canary = replicas(h)
+    assert stable + (canary or 0) <= 6  # 5 plus the surge
+    assert "ScaleUpCapped" in reasons(h)
+
+
+def test_a_rise_the_stable_pods_justify_applies(h: Harness):
+    _autoscaled(h, cpu_use="200m")  # stable at 200% of requests: 4 -> 16
+    run(h, 2)
+    assert rollout(h)["total"] == 16
+    assert "ScaleUpCapped" not in reasons(h)
+
+
+def test_without_metrics_a_rise_applies_and_says_so(h: Harness):
+    _autoscaled(h, cpu_use="60m")
+    for key in [k for k in h.api.objects if k[0] == "PodMetrics"]:
+        del h.api.objects[key]
+    run(h, 2)
+    assert rollout(h)["total"] == 16
+    assert "ScaleUpNotCapped" in reasons(h)

@@ -33,7 +33,8 @@ _SUFFIX: dict[str | None, Decimal] = {k: Decimal(str(v)) for k, v in {
            "Pi": 2**50, "Ei": 2**60}.items()}
 
 
-def _quantity(value: Any) -> Decimal | None:
+def quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity (100m, 1Gi, 2) as a number; None when it is not one."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -62,7 +63,7 @@ def differs(wanted: Any, actual: Any) -> bool:
         return any(differs(w, a) for w, a in zip(wanted, actual, strict=True))
     if wanted == actual:
         return False
-    a, b = _quantity(wanted), _quantity(actual)
+    a, b = quantity(wanted), quantity(actual)
     return a is None or b is None or a != b
 
 

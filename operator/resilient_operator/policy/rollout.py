@@ -60,6 +60,8 @@ RETRIED_EVENT = "RolloutRetried"
 ROLLED_BACK_EVENT = "RolledBack"
 IGNORED_EVENT = "CommandIgnored"
 SCALE_DOWN_HELD = "ScaleDownHeld"
+SCALE_UP_CAPPED = "ScaleUpCapped"
+SCALE_UP_UNCAPPED = "ScaleUpNotCapped"
 
 HISTORY_LIMIT = 10
 # waiting reasons of a container that has not started yet
@@ -100,6 +102,9 @@ class Observed:
     stable_pods: list[PodView] = field(default_factory=list)  # pods of the stable Deployment
     nodes: dict[str, NodeView] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # annotation -> token
+    # average CPU use of the stable pods, percent of their requests (metrics.k8s.io); None when
+    # unknown. Read only when the autoscaler asks for more during a rollout.
+    stable_cpu_utilization: float | None = None
 
 
 @dataclass
@@ -292,7 +297,8 @@ def _start(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, now: f
         "step_index": 0 if spec.rollout.strategy == "Canary" else None,
         "steps": len(spec.rollout.steps or []) or None,
         "step_started": format_precise(now), "started": format_precise(now),
-        "first_bad_signal": None, "total": seen.total, "message": None,
+        "first_bad_signal": None, "total": seen.total, "base_total": seen.total,
+        "message": None,
         "desired_weight": 0,
     })
 
@@ -334,8 +340,8 @@ def _counts(st: RolloutStatus, seen: Observed, desired_weight: int) -> RolloutSt
 def _at_rest(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, plan: Plan) -> Plan:
     """No rollout: the stable track runs spec.template at the total; no canary."""
     st = st.model_copy(update={"stable_template": None, "stable_pod_hashes": [],
-                               "total": None, "message": None, "step_started": None,
-                               "step_index": None})
+                               "total": None, "base_total": None, "message": None,
+                               "step_started": None, "step_index": None})
     plan.state = _counts(st, seen, 100 if st.phase == COMPLETED else 0)
     if st.phase == COMPLETED:  # every pod runs the revision that was rolled out
         plan.state = plan.state.model_copy(update={"actual_weight": 100})
@@ -355,13 +361,41 @@ def _held(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, plan: P
     return plan
 
 
-def _hold_total(seen: Observed, st: RolloutStatus, plan: Plan) -> tuple[RolloutStatus, int]:
-    """During a rollout a lower autoscaler value waits for the end; a higher one applies."""
+def wants_more(spec: ResilientServiceSpec, state: RolloutStatus | None, total: int) -> bool:
+    """The autoscaler asks for more pods than the rollout's total while a rollout runs: the
+    stable pods' CPU decides how far that goes (so the caller reads pod metrics)."""
+    return spec.autoscaling is not None and state is not None and state.phase in ACTIVE and \
+        state.total is not None and total > state.total
+
+
+def _hold_total(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, plan: Plan
+                ) -> tuple[RolloutStatus, int]:
+    """During a rollout a lower autoscaler value waits for the end; a higher one applies only
+    as far as the stable pods' own CPU justifies, so a hot or broken canary cannot push the
+    fleet to maxReplicas."""
     held = st.total or seen.total
     if seen.total < held:
         plan.normal(SCALE_DOWN_HELD, f"the autoscaler asks for {seen.total} replicas; "
                     f"holding {held} until the rollout ends")
         return st, held
+    if seen.total > held and spec.autoscaling is not None:
+        target = spec.autoscaling.target_cpu_utilization_percentage
+        if seen.stable_cpu_utilization is None or target is None:
+            plan.normal(SCALE_UP_UNCAPPED, f"the autoscaler asks for {seen.total} replicas "
+                        "during the rollout; the stable pods' CPU use is unknown (no metrics, "
+                        "or no CPU target), so the rise applies as asked")
+        else:
+            # what the stable pods' own load asks of the fleet the rollout started with (a
+            # metric sample justifies one step, however often the operator looks at it)
+            base = st.base_total or held
+            justified = math.ceil(base * seen.stable_cpu_utilization / target)
+            allowed = min(seen.total, max(held, justified))
+            if allowed < seen.total:
+                plan.normal(SCALE_UP_CAPPED, f"the autoscaler asks for {seen.total} replicas; "
+                            f"the stable pods use {seen.stable_cpu_utilization:.0f}% CPU "
+                            f"(target {target}%), which justifies {allowed}: the rest waits "
+                            "for the rollout to end")
+                return st.model_copy(update={"total": allowed}), allowed
     return st.model_copy(update={"total": seen.total}), seen.total
 
 
@@ -382,7 +416,7 @@ def _canary(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, plan:
             now: float) -> Plan:
     cfg = spec.rollout
     steps = cfg.steps or []
-    st, total = _hold_total(seen, st, plan)
+    st, total = _hold_total(spec, seen, st, plan)
     surge = surge_of(cfg.max_surge, total)
     if st.phase == ABORTING:
         return _aborting(spec, seen, st, plan, now)
@@ -520,6 +554,7 @@ def _promoting(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, pl
         st = st.model_copy(update={"phase": COMPLETED, "stable_revision": st.revision,
                                    "stable_template": None, "stable_pod_hashes": [],
                                    "step_started": None, "message": None, "total": None,
+                                   "base_total": None,
                                    "first_bad_signal": None})
         plan.state = _counts(st, seen, 100)
         plan.tracks = Tracks(stable_replicas=seen.total, max_surge=spec.rollout.max_surge,
@@ -544,7 +579,8 @@ def _aborting(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, pla
                                                  else None))
             plan.normal(RESTORED_EVENT, f"rolled back to {st.stable_revision}: "
                         f"{seen.total}/{seen.total} available")
-            st = st.model_copy(update={"phase": ABORTED, "total": None, "step_started": None})
+            st = st.model_copy(update={"phase": ABORTED, "total": None, "base_total": None,
+                                       "step_started": None})
         plan.state = _counts(st, seen, 0)
         return plan
     stable_n, canary_n = shift(total, surge, seen.stable, total, seen.canary, 0)
@@ -553,7 +589,8 @@ def _aborting(spec: ResilientServiceSpec, seen: Observed, st: RolloutStatus, pla
         st = _finish(st, "Aborted", now, st.last_abort.reason if st.last_abort else None)
         plan.normal(RESTORED_EVENT, f"stable {st.stable_revision} fully restored: "
                     f"{total}/{total} available; canary removed")
-        st = st.model_copy(update={"phase": ABORTED, "total": None, "step_started": None})
+        st = st.model_copy(update={"phase": ABORTED, "total": None, "base_total": None,
+                                       "step_started": None})
         plan.state = _counts(st, seen, 0)
         plan.tracks = _tracks(spec, st, seen.total, None, template, False)
         return plan

@@ -8,6 +8,9 @@ keeps the metrics.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
+from decimal import Decimal
 from typing import Any
 
 from .. import metrics
@@ -18,15 +21,20 @@ from ..builders.children import (
     TRACK_LABEL,
     Tracks,
     pod_template,
+    selector_string,
     template_hash,
 )
+from ..kube.api import ApiError
 from ..policy import rollout as policy
 from ..policy.conditions import Problem
+from ..policy.drift import quantity
 from ..resource.models import COMMANDS, RolloutStatus
 from ..resource.times import parse_time
 from ..resource.views import PodView
 from . import status as status_actor
 from .context import Context
+
+log = logging.getLogger("resilient_operator.reconcile")
 
 ROLLOUT_ABORTED = "RolloutAborted"
 # the parts of status.rollout a decision depends on: a change is written before acting
@@ -87,6 +95,8 @@ def run(ctx: Context) -> Tracks:
         commands={k: str(v) for k, v in annotations.items() if k in COMMANDS},
     )
     before = ctx.status.rollout
+    if policy.wants_more(ctx.spec, before, seen.total):
+        seen = dataclasses.replace(seen, stable_cpu_utilization=_stable_cpu(ctx, seen))
     plan = policy.decide(ctx.spec, seen, before, ctx.now)
     after = plan.state
     for type_, reason, message in plan.events:
@@ -122,6 +132,29 @@ def progressing(ctx: Context) -> tuple[bool, str, str] | None:
     reason = {policy.PROGRESSING: "RolloutInProgress", policy.PAUSED: "RolloutPaused",
               policy.PROMOTING: "RolloutPromoting", policy.ABORTING: "RolloutAborting"}
     return True, reason[state.phase], state.message or f"rolling out {state.revision}"
+
+
+def _stable_cpu(ctx: Context, seen: policy.Observed) -> float | None:
+    """Average CPU use of the stable pods, percent of their requests (metrics.k8s.io); None
+    when metrics or requests are missing. One LIST, only while the autoscaler asks for more
+    during a rollout."""
+    template = (seen.stable.template or {}).get("spec") or {}
+    request = sum((quantity(((c.get("resources") or {}).get("requests") or {}).get("cpu"))
+                   or Decimal(0)) for c in template.get("containers") or [])
+    if not request:
+        return None
+    stable = {p.name for p in seen.stable_pods if not p.terminating}
+    try:
+        items = ctx.api.list("PodMetrics", ctx.namespace, selector_string(ctx.name))
+    except ApiError as e:
+        log.info("%s/%s: no pod metrics (%s)", ctx.namespace, ctx.name, e)
+        return None
+    used = [float(sum((quantity((c.get("usage") or {}).get("cpu")) or Decimal(0))
+                      for c in item.get("containers") or []))
+            for item in items if item.get("metadata", {}).get("name") in stable]
+    if not used:
+        return None
+    return sum(used) / len(used) / float(request) * 100
 
 
 def _decision(state: RolloutStatus | None) -> dict[str, Any]:

@@ -641,6 +641,8 @@ class RolloutStatus(K8sModel):
     canary_pods: int = Field(default=0, description="Ready pods of the canary track.")
     total: int | None = Field(default=None, description="The total the split is taken of "
                               "(held while a lower autoscaler value waits for the end).")
+    base_total: int | None = Field(default=None, description="The total when the rollout "
+                                   "started: a rise is capped relative to it.")
     started: str | None = Field(default=None, description="When the rollout started.")
     first_bad_signal: str | None = Field(default=None, description="When a new pod first "
                                          "showed a failure (for the abort metrics).")
