@@ -7,6 +7,7 @@ import json
 import signal
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,10 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(installed: None, ns
     try:
         time.sleep(3)
         assert second.metric("resilient_leader") == 0
+        # both are ready: one to act, the other to take over
+        for op, word in ((first, "leader"), (second, "standby")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{op.port}/readyz", timeout=2) as r:
+                assert r.status == 200 and word in r.read().decode()
         # only the leader acts
         apply(rsvc("web", 2, service={"ports": [{"name": "http", "port": 80}]}), ns)
         wait_for("2 ready", lambda: len(ready_pods(ns, "web")) == 2, timeout=60)

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import kopf
-import prometheus_client
 
 from .builders.children import CHILD_KINDS
 from .kube.api import Api, load_client
@@ -21,6 +20,7 @@ from .kube.kinds import KINDS
 from .kube.world import World
 from .reconcile.reconciler import Reconciler
 from .resource import models
+from .runtime import health
 from .runtime.leader import LeaderElector
 from .runtime.worker import work
 from .runtime.workqueue import WorkQueue
@@ -54,9 +54,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     await asyncio.get_running_loop().run_in_executor(
         memo.executor, memo.world.prime, memo.api, cfg.namespaces)
     if cfg.metrics_port and not getattr(memo, "metrics_started", False):
-        prometheus_client.start_http_server(cfg.metrics_port, cfg.metrics_address)
+        def ready() -> tuple[bool, str]:
+            if not memo.world.primed:
+                return False, "the watch cache is not primed yet"
+            return memo.elector.ready()
+
+        health.serve(cfg.metrics_address, cfg.metrics_port, ready)
         memo.metrics_started = True
-        log.info("metrics on http://%s:%d/metrics", cfg.metrics_address, cfg.metrics_port)
+        log.info("metrics on http://%s:%d/metrics, readiness on /readyz", cfg.metrics_address,
+                 cfg.metrics_port)
     failing: set[Any] = set()
     memo.tasks = [asyncio.create_task(work(memo.queue, memo.reconciler.reconcile, memo.executor,
                                            memo.elector.is_leader, failing))

@@ -126,6 +126,11 @@ class World:
             self.set_node(body, False)
         self._primed = True
 
+    @property
+    def primed(self) -> bool:
+        """The first LIST of everything is done."""
+        return self._primed
+
     # -- reads (snapshots for one reconcile) ------------------------------------------------
 
     def resource(self, key: Key) -> dict[str, Any] | None:

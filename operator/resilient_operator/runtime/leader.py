@@ -45,10 +45,19 @@ class LeaderElector:
         self.lease_seconds = lease_seconds
         self.retry_seconds = retry_seconds
         self.leader = api is None  # without election, this replica always acts
+        self.answered_at: float | None = None  # the last round the API server answered
         metrics.IS_LEADER.set(1 if self.leader else 0)
 
     def is_leader(self) -> bool:
         return self.leader
+
+    def ready(self) -> tuple[bool, str]:
+        """Able to act or to take over: the API server answered a recent round."""
+        if self.api is None:
+            return True, "no leader election: this replica acts"
+        if self.answered_at is None or self.clock() - self.answered_at > 3 * self.retry_seconds:
+            return False, "the API server has not answered the leader election lately"
+        return True, "leader" if self.leader else "standby, ready to take over"
 
     def _path(self) -> str:
         return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.name}"
@@ -108,6 +117,7 @@ class LeaderElector:
         while True:
             try:
                 held = await loop.run_in_executor(None, self.try_acquire)
+                self.answered_at = self.clock()
             except Exception as e:  # noqa: BLE001 - an API hiccup must not kill the elector
                 log.warning("leader election: %s", e)
                 held = False
