@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import operator
 import random
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,9 @@ from resilient_operator.resource import crd, models
 int_or_percent = st.one_of(st.integers(0, 20), st.integers(0, 100).map(lambda p: f"{p}%"))
 durations = st.builds(lambda n, u: f"{n}{u}", st.integers(1, 600), st.sampled_from(["s", "m"]))
 label_keys = st.sampled_from(["tier", "team", "example.com/owner", "version"])
-label_values = st.from_regex(r"\A[a-z][a-z0-9]{0,8}\Z")
+# the language of \A[a-z][a-z0-9]{0,8}\Z, drawn in a third of the time st.from_regex takes
+label_values = st.builds(operator.add, st.sampled_from(string.ascii_lowercase),
+                         st.text(string.ascii_lowercase + string.digits, max_size=8))
 
 
 @st.composite
@@ -413,7 +417,10 @@ def site_mutation(spec: dict[str, Any], pick: Picks) -> Mutation:
         sizes: list[list[Any]] = [[]]
         if "maxItems" in schema:
             sizes.append([current[0] if current else {"pause": {}}] * (schema["maxItems"] + 1))
-        return Mutation(kind, path, pick.one(sizes), where)
+        size = pick.one(sizes)
+        if not size and "minItems" not in schema:  # only a rule of the object around can mind
+            where = field_name(path[:-1])
+        return Mutation(kind, path, size, where)
     # a key the schema does not name, in the object at the site or in the one around it
     obj_path = path if kind_of == "object" and site.present else path[:-1]
     obj = _get(spec, obj_path)

@@ -80,3 +80,10 @@ def test_a_deadline_goes_ahead_of_the_backlog():
         assert len(q) == 0
 
     asyncio.run(scenario())
+
+
+def test_revision_hashes_that_look_like_numbers_are_compared_as_text():
+    # "54e7303758" matches a float with a huge exponent: it is a hash, not a quantity
+    assert differs({"a": "54e7303758"}, {"a": "12e99999999"})
+    assert not differs({"a": "54e7303758"}, {"a": "54e7303758"})
+    assert not differs({"cpu": "1e3"}, {"cpu": "1k"})

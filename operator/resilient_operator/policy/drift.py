@@ -26,7 +26,10 @@ def stray_keys(
     return patch
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# a Kubernetes quantity; the exponent is short (a revision hash such as "54e7303758" is not a
+# quantity, and read as one it overflows)
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]{1,2})?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX: dict[str | None, Decimal] = {k: Decimal(str(v)) for k, v in {
     None: 1, "m": "0.001", "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
            "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
@@ -46,7 +49,7 @@ def quantity(value: Any) -> Decimal | None:
         return None
     try:
         return Decimal(m.group(1)) * _SUFFIX[m.group(2)]
-    except InvalidOperation:
+    except (InvalidOperation, ArithmeticError):
         return None
 
 

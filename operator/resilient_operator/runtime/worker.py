@@ -51,9 +51,14 @@ async def work(queue: WorkQueue, reconcile: Callable[[Hashable], float | None],
                 failing.add(key)
                 log.warning("reconcile of %s: %s; retrying with backoff (%.1fs first)", key, e,
                             backoff)
-        except Exception:
+        except Exception as e:
             metrics.RECONCILES.labels(result="error").inc()
             backoff = queue.retry(key)
-            log.exception("reconcile of %s failed; retrying in %.1fs", key, backoff)
+            if key not in failing:  # the traceback once; then one line per retry
+                failing.add(key)
+                log.exception("reconcile of %s failed; retrying with backoff", key)
+            else:
+                log.warning("reconcile of %s failed again (%s: %s); retrying in %.1fs", key,
+                            type(e).__name__, e, backoff)
         finally:
             queue.done(key)
