@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 
-.PHONY: help venv crds lint unit e2e test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -38,7 +38,11 @@ unit: $(STAMP)
 
 # e2e: against $KUBECONFIG if it answers, else against the local cluster, started and stopped here
 e2e: $(STAMP)
-	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q e2e
+	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m "not chaos" e2e
+
+# the long fault-injection tests (a 60 s API server outage ...); make test runs the fast ones
+chaos: $(STAMP)
+	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m chaos e2e
 
 test: lint unit e2e
 

@@ -109,15 +109,17 @@ class Cluster:
             return None
 
     def log(self, message: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a") as f:  # O_APPEND: whole lines from several writers
-            f.write(f"{stamp} {message}\n")
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}\n"
+        try:  # never recreate a deleted cluster directory
+            with open(self.log_path, "a") as f:  # O_APPEND: whole lines from several writers
+                f.write(line)
+        except FileNotFoundError:
+            sys.stderr.write(line)
 
     @contextlib.contextmanager
     def ctl_lock(self) -> Iterator[None]:
         """Serialises ``stop``/``start`` with the supervisor's check-then-launch."""
-        self.sup.mkdir(parents=True, exist_ok=True)
+        self.sup.mkdir(exist_ok=True)  # FileNotFoundError when the cluster is gone
         with open(self.sup / "ctl.lock", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
@@ -209,7 +211,7 @@ def reap() -> None:
 def cmd_record(cluster: Cluster, names: list[str]) -> int:
     """Record each running component's command line; print (and exit 3 on) the ones that do not
     run, after removing their stale pid files so that ``kwokctl start cluster`` starts them."""
-    cluster.sup.mkdir(parents=True, exist_ok=True)
+    cluster.sup.mkdir(exist_ok=True)
     if names:
         write_atomic(cluster.sup / "components", "\n".join(names) + "\n")
     missing = []
@@ -339,11 +341,14 @@ class Supervisor:
                         proc.kill()
                 break
             reap()
-            for name in self.state:
-                if self.stopping:
-                    break
-                self.tick(name)
-            self.save()
+            try:
+                for name in self.state:
+                    if self.stopping:
+                        break
+                    self.tick(name)
+                self.save()
+            except FileNotFoundError:
+                pass  # the cluster directory went away meanwhile: noticed above next time
             time.sleep(TICK)
         reap()
         if c.exists():
@@ -356,7 +361,7 @@ class Supervisor:
 
 
 def cmd_run(cluster: Cluster) -> int:
-    cluster.sup.mkdir(parents=True, exist_ok=True)
+    cluster.sup.mkdir(exist_ok=True)
     lock = open(cluster.sup / "supervisor.lock", "a")  # noqa: SIM115 - held until exit
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -376,7 +381,6 @@ def cmd_daemon(cluster: Cluster) -> int:
     pipes: ``eval "$(cluster.sh up)"`` must not wait for it) and wait until it holds its lock."""
     if cluster.supervisor_pid():
         return 0
-    cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(cluster.log_path, "ab") as out:
         # the trailing slash: `cluster.sh down`'s last resort, pkill -f "<cluster dir>/", matches
         subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), "run",
@@ -391,6 +395,10 @@ def cmd_daemon(cluster: Cluster) -> int:
         time.sleep(0.05)
     print("the supervisor did not start; see " + str(cluster.log_path), file=sys.stderr)
     return 1
+
+
+def cmd_running(cluster: Cluster) -> int:
+    return 0 if cluster.supervisor_pid() else 1
 
 
 def cmd_shutdown(cluster: Cluster) -> int:
@@ -422,7 +430,8 @@ def cmd_stop(cluster: Cluster, name: str) -> int:
         write_atomic(cluster.marker(name), time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
         pid = cluster.alive(name)
     if pid is None:
-        cluster.log(f"{name} stopped on request (it was not running)")
+        cluster.log(f"{name} stopped on request (it was not running); the supervisor leaves it "
+                    "alone")
         cluster.pid_file(name).unlink(missing_ok=True)
         return 0
     start = time.monotonic()
@@ -436,9 +445,14 @@ def cmd_stop(cluster: Cluster, name: str) -> int:
         how = f"SIGKILL after {STOP_GRACE:.0f}s"
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        while cluster.alive(name, pid):
+        while cluster.alive(name, pid) and time.monotonic() - start < STOP_GRACE + 10:
             time.sleep(0.05)
-    cluster.pid_file(name).unlink(missing_ok=True)  # as kwokctl's own stop does
+    if cluster.alive(name, pid):
+        cluster.log(f"{name} (pid {pid}) survived SIGKILL; still marked stopped")
+        print(f"{name} (pid {pid}) does not exit", file=sys.stderr)
+        return 1
+    if cluster.read_pid(name) == pid:
+        cluster.pid_file(name).unlink(missing_ok=True)  # as kwokctl's own stop does
     cluster.log(f"{name} stopped on request (pid {pid}, {how}, gone after "
                 f"{time.monotonic() - start:.1f}s); the supervisor leaves it alone")
     return 0
@@ -507,8 +521,7 @@ def main(argv: list[str]) -> int:
     if command in ("stop", "start") and len(rest) == 1:
         return (cmd_stop if command == "stop" else cmd_start)(cluster, rest[0])
     simple = {"run": cmd_run, "daemon": cmd_daemon, "shutdown": cmd_shutdown,
-              "status": cmd_status,
-              "running": lambda c: 0 if c.supervisor_pid() else 1}
+              "status": cmd_status, "running": cmd_running}
     if command in simple and not rest:
         return simple[command](cluster)
     print(__doc__, file=sys.stderr)
