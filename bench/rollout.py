@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -58,6 +59,14 @@ def pods_created_since(namespace: str, since: float) -> int | None:
     path = audit_log()
     if path is None:
         return None
+    created = 0
+    # the API server rotates its audit log at 100 MB: read the rotated files too
+    for name in sorted(path.parent.glob("audit*.log")):
+        created += _pod_creates(name, namespace, since)
+    return created
+
+
+def _pod_creates(path: Path, namespace: str, since: float) -> int:
     created = 0
     with open(path) as f:
         for line in f:
