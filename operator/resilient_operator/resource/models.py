@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "resilience.dev"
@@ -86,15 +86,28 @@ IntOrPercent = Annotated[
         }
     ),
 ]
-LabelMap = dict[str, str]
+def _without_null_values(value: Any) -> Any:
+    # the API server prunes a null map value before it validates or stores anything
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
+
+
+LabelMap = Annotated[dict[str, str], BeforeValidator(_without_null_values)]
 
 
 class K8sModel(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are rejected."""
+    """camelCase on the wire, snake_case in Python; unknown fields are rejected. A null is
+    treated as absent (the API server prunes it, then applies the default)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        return _without_null_values(data)
 
 
 class OpenModel(BaseModel):
@@ -188,7 +201,8 @@ class ServiceSpec(K8sModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.ports.size() <= 1 || self.ports.all(p, has(p.name))",
+                    "rule": "self.ports.size() <= 1 || "
+                    "self.ports.all(p, has(p.name) && size(p.name) > 0)",
                     "message": "every port needs a name when there is more than one",
                 }
             ]
@@ -465,7 +479,7 @@ class ResilientServiceSpec(K8sModel):
     """Desired state of a ResilientService."""
 
     replicas: int = Field(
-        default=1, ge=0,
+        default=1, ge=0, le=2**31 - 1,  # the scale subresource reads an int32
         description="Desired replicas when there is no autoscaling; the scale subresource "
         "reads and writes it (and so does the autoscaler).",
     )
@@ -684,5 +698,6 @@ class ResilientService(K8sModel):
 
 
 def parse_spec(spec: dict[str, Any]) -> ResilientServiceSpec:
-    """The typed spec of a resource body's ``spec`` (raises pydantic.ValidationError)."""
-    return ResilientServiceSpec.model_validate(spec)
+    """The typed spec of a resource body's ``spec`` (raises pydantic.ValidationError); only
+    the JSON (camelCase) names are accepted, as the API server does."""
+    return ResilientServiceSpec.model_validate(spec, by_alias=True, by_name=False)
