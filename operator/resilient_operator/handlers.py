@@ -69,6 +69,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                   for _ in range(cfg.workers)]
     _enqueue_all(memo)
     memo.tasks.append(asyncio.create_task(_resync(memo, cfg.resync_seconds)))
+    memo.tasks.append(asyncio.create_task(_sweep(memo, cfg.namespaces)))
     memo.tasks.append(asyncio.create_task(memo.elector.run(lambda: _enqueue_all(memo))))
 
 
@@ -85,6 +86,28 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def _enqueue_all(memo: kopf.Memo) -> None:
     for key in memo.world.resource_keys():
         memo.queue.add(key)
+
+
+async def _sweep(memo: kopf.Memo, namespaces: list[str]) -> None:
+    """After the watches have listed: drop what was deleted between the priming LIST and
+    theirs (no watch event will ever say so). Repeated while some primed object has not yet
+    been seen by a watch; usually once."""
+    loop = asyncio.get_running_loop()
+    for delay in (5, 10, 30, 60):
+        await asyncio.sleep(delay)
+        try:
+            touched = await loop.run_in_executor(memo.executor, memo.world.sweep, memo.api,
+                                                 namespaces)
+        except Exception as e:  # noqa: BLE001 - retried at the next delay
+            log.warning("cache sweep failed: %s", e)
+            continue
+        for key in touched:
+            memo.queue.add(key)
+        if touched:
+            log.info("cache sweep: %d services had objects deleted before the watches started",
+                     len(touched))
+        if not memo.world.unconfirmed():
+            return
 
 
 async def _resync(memo: kopf.Memo, every: float) -> None:

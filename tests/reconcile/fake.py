@@ -92,15 +92,15 @@ class FakeApi:
         assert live is not None
         self.put(_merge(live, patch))
 
-    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         self.calls.append(Call("delete", kind, name))
         self._check("delete", kind)
-        self.objects.pop((kind, namespace, name), None)
+        return self.objects.pop((kind, namespace, name), None) is not None
 
-    def evict(self, namespace: str, name: str, uid: str) -> None:
+    def evict(self, namespace: str, name: str, uid: str) -> bool:
         self.calls.append(Call("evict", "Pod", name))
         self._check("evict", "Pod")
-        self.objects.pop(("Pod", namespace, name), None)
+        return self.objects.pop(("Pod", namespace, name), None) is not None
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(Call("patch-status", "ResilientService", name, status))

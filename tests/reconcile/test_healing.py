@@ -6,6 +6,7 @@ from resilient_operator.kube.api import ApiError
 from resilient_operator.resource.times import format_time
 
 from .conftest import NOW, Harness, pod, resource, settle
+from .fake import FakeApi
 
 
 def _world_with_a_sick_pod(h: Harness) -> None:
@@ -89,3 +90,34 @@ def test_one_sick_pod_of_a_one_replica_service_is_healed(h: Harness):
     h.api.put(pod("only", ready=False, since=NOW - 120))
     h.reconcile()
     assert [c.name for c in h.api.calls if c.verb == "evict"] == ["only"]
+
+
+def test_a_pod_the_cache_still_has_but_the_api_server_does_not_is_not_healed_again(h: Harness):
+    _world_with_a_sick_pod(h)  # "sick" evicted once
+    # the cache missed the deletion (it happened before the watches started)
+    h.world.set_pod(pod("sick", ready=False, since=NOW - 120), False)
+    h.clock.now += 60
+    h.api.calls.clear()
+    h.reconcile(feed=False)
+    assert h.status()["healing"]["podsReplaced"] == 1  # the 404 is not a second heal
+    assert [r["pod"] for r in h.status()["healing"].get("inFlight", [])] in ([], ["sick"])
+    assert "sick" not in [p.name for p in h.world.pods_of(("shop", "web"))]
+    h.api.calls.clear()
+    h.reconcile(feed=False)
+    assert [c for c in h.api.calls if c.verb == "evict"] == []
+
+
+def test_the_sweep_drops_what_was_deleted_between_the_priming_list_and_the_watches():
+    from resilient_operator.kube.world import World
+
+    api = FakeApi()
+    api.put(resource())
+    api.put(pod("kept"))
+    api.put(pod("deleted-in-the-gap"))
+    world = World()
+    world.prime(api, [])
+    del api.objects[("Pod", "shop", "deleted-in-the-gap")]
+    world.set_pod(api.obj("Pod", "kept"), False)  # the watch's own listing saw this one
+    assert world.sweep(api, []) == {("shop", "web")}
+    assert [p.name for p in world.pods_of(("shop", "web"))] == ["kept"]
+    assert world.unconfirmed() == 1  # the resource: present, not yet seen by its watch

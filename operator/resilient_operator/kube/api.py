@@ -180,8 +180,9 @@ class Api:
                 return None
             raise
 
-    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete an object (only the one with this uid, when given); gone already is fine."""
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete an object (only the one with this uid, when given); False when it was gone
+        already (or is another object of that name now)."""
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if uid:
             body["preconditions"] = {"uid": uid}
@@ -191,11 +192,13 @@ class Api:
         except ApiError as e:
             if not (e.not_found or e.status == 409):
                 raise
+            return False
+        return True
 
-    def evict(self, namespace: str, name: str, uid: str) -> None:
-        """Evict a pod through the Eviction API, so the PodDisruptionBudget is honoured.
-
-        Raises ApiError with status 429 when the budget says "not now"."""
+    def evict(self, namespace: str, name: str, uid: str) -> bool:
+        """Evict a pod through the Eviction API, so the PodDisruptionBudget is honoured; False
+        when the pod was gone already. Raises ApiError with status 429 when the budget says
+        "not now"."""
         body = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
@@ -208,6 +211,8 @@ class Api:
         except ApiError as e:
             if not e.not_found:
                 raise
+            return False
+        return True
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource of a ResilientService; return the new object."""

@@ -42,10 +42,23 @@ class World:
         self.pods_by_node: dict[str, Counter[Key]] = defaultdict(Counter)
         self._pod_node: dict[tuple[Key, str], str] = {}
         self.nodes: dict[str, NodeView] = {}
+        # objects known only from the priming LIST, not yet from a watch event: one deleted
+        # between that LIST and the watches' own would otherwise stay forever (see sweep)
+        self._unconfirmed: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
 
     # -- writes (from watch events) ------------------------------------------------------
 
-    def set_resource(self, body: dict[str, Any], deleted: bool) -> Key:
+    def _note(self, kind: str, body: dict[str, Any], confirmed: bool) -> None:
+        meta = body.get("metadata", {})
+        identity = (kind, meta.get("namespace", ""), meta.get("name", ""))
+        with self._lock:
+            if confirmed:
+                self._unconfirmed.pop(identity, None)
+            else:
+                self._unconfirmed[identity] = (kind, body)
+
+    def set_resource(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> Key:
+        self._note(models.KIND, body, confirmed)
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         with self._lock:
@@ -55,7 +68,9 @@ class World:
                 self.resources[key] = body
         return key
 
-    def set_child(self, kind: str, body: dict[str, Any], deleted: bool) -> Key | None:
+    def set_child(self, kind: str, body: dict[str, Any], deleted: bool,
+                  confirmed: bool = True) -> Key | None:
+        self._note(kind, body, confirmed)
         meta = body.get("metadata", {})
         key = owner_key(meta)
         role = role_of(kind, key[1], meta.get("name", "")) if key else None
@@ -68,7 +83,8 @@ class World:
                 self.children[key][role.name] = body
         return key
 
-    def set_pod(self, body: dict[str, Any], deleted: bool) -> Key | None:
+    def set_pod(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> Key | None:
+        self._note("Pod", body, confirmed)
         key = owner_key(body.get("metadata", {}))
         if key is None:
             return None
@@ -97,8 +113,20 @@ class World:
                     self.pods_by_node[view.node][key] += 1
         return key
 
-    def set_node(self, body: dict[str, Any], deleted: bool) -> set[Key]:
+    def forget_pod(self, key: Key, uid: str) -> None:
+        """Drop a pod the API server says is gone (the watch was behind, or never told)."""
+        with self._lock:
+            self.pods.get(key, {}).pop(uid, None)
+            node = self._pod_node.pop((key, uid), None)
+            if node:
+                on_node = self.pods_by_node[node]
+                on_node[key] -= 1
+                if on_node[key] <= 0:
+                    del on_node[key]
+
+    def set_node(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> set[Key]:
         """Record a node; return the services with pods on it."""
+        self._note("Node", body, confirmed)
         view = node_view(body)
         with self._lock:
             old = self.nodes.get(view.name)
@@ -113,18 +141,56 @@ class World:
         """Fill the cache with one LIST of everything watched, before any reconcile runs, so
         that a (re)started operator never mistakes a child it has not seen yet for a missing
         one. The watches then keep it current."""
-        selector = f"{models.LABEL_MANAGED_BY}={models.MANAGED_BY}"
-        for ns in namespaces or [None]:  # type: ignore[list-item]
-            for body in api.list(models.KIND, ns):
-                self.set_resource(body, False)
-            for kind in CHILD_KINDS:
-                for body in api.list(kind, ns, selector):
-                    self.set_child(kind, body, False)
-            for body in api.list("Pod", ns, selector):
-                self.set_pod(body, False)
-        for body in api.list("Node"):
-            self.set_node(body, False)
+        for kind, body in self._list_all(api, namespaces):
+            self._set(kind, body, deleted=False, confirmed=False)
         self._primed = True
+
+    def sweep(self, api: Any, namespaces: list[str]) -> set[Key]:
+        """Once the watches run: drop what only the priming LIST knew of and a fresh LIST no
+        longer has (deleted between the two LISTs: no watch will ever say so). Returns the
+        services concerned."""
+        with self._lock:
+            if not self._unconfirmed:
+                return set()
+        present = {(kind, b["metadata"].get("namespace", ""), b["metadata"]["name"])
+                   for kind, b in self._list_all(api, namespaces)}
+        with self._lock:
+            stale = [(i, v) for i, v in self._unconfirmed.items() if i not in present]
+            for identity, _ in stale:
+                del self._unconfirmed[identity]
+        touched: set[Key] = set()
+        for _, (kind, body) in stale:
+            key = self._set(kind, body, deleted=True, confirmed=True)
+            if isinstance(key, set):
+                touched |= key
+            elif key is not None:
+                touched.add(key)
+        return touched
+
+    def unconfirmed(self) -> int:
+        """Objects known only from the priming LIST so far."""
+        with self._lock:
+            return len(self._unconfirmed)
+
+    def _list_all(self, api: Any, namespaces: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        selector = f"{models.LABEL_MANAGED_BY}={models.MANAGED_BY}"
+        out: list[tuple[str, dict[str, Any]]] = []
+        for ns in namespaces or [None]:  # type: ignore[list-item]
+            out += [(models.KIND, b) for b in api.list(models.KIND, ns)]
+            for kind in CHILD_KINDS:
+                out += [(kind, b) for b in api.list(kind, ns, selector)]
+            out += [("Pod", b) for b in api.list("Pod", ns, selector)]
+        out += [("Node", b) for b in api.list("Node")]
+        return out
+
+    def _set(self, kind: str, body: dict[str, Any], deleted: bool, confirmed: bool) -> Any:
+        if kind == models.KIND:
+            return self.set_resource(body, deleted, confirmed)
+        if kind == "Pod":
+            return self.set_pod(body, deleted, confirmed)
+        if kind == "Node":
+            return self.set_node(body, deleted, confirmed)
+        return self.set_child(kind, body, deleted, confirmed)
 
     @property
     def primed(self) -> bool:

@@ -58,6 +58,7 @@ class Context:
     problems: list[Problem] = field(default_factory=list)
     next_check: float | None = None
     clock: Callable[[], float] = time.time
+    gone_pods: list[str] = field(default_factory=list)  # uids the API server no longer has
 
     @property
     def namespace(self) -> str:

@@ -140,14 +140,15 @@ def heal(ctx: Context, pods: list[PodView], budget: healing.Budget) -> None:
         for rep, entry in intents:
             outcome = _act(ctx, rep)
             acted[rep.pod.uid] = outcome
-            if outcome in ("blocked", "error"):
+            if outcome in ("blocked", "error", "gone"):
                 history.in_flight.remove(entry)
                 key = "pods_moved_from_lost_nodes" if rep.reason == healing.NODE_LOST \
                     else "pods_replaced"
                 totals[key] -= 1
                 history.last_heal_at = parse_time(state.last_heal_time)
                 last_action = state.last_action
-                ctx.wake_at(now + EVICTION_RETRY_SECONDS)
+                if outcome != "gone":
+                    ctx.wake_at(now + EVICTION_RETRY_SECONDS)
     elif decision.replace:  # ObserveOnly
         for rep in decision.replace:
             verb = "evict" if rep.method == "Evict" else "delete"
@@ -205,9 +206,9 @@ def _act(ctx: Context, rep: healing.Replacement) -> str:
     ns, svc, pod = ctx.namespace, ctx.name, rep.pod
     try:
         if rep.method == "Evict":
-            ctx.api.evict(ns, pod.name, pod.uid)
+            sent = ctx.api.evict(ns, pod.name, pod.uid)
         else:
-            ctx.api.delete("Pod", ns, pod.name, pod.uid)
+            sent = ctx.api.delete("Pod", ns, pod.name, pod.uid)
     except ApiError as e:
         if e.too_many:
             metrics.HEALS.labels(ns, svc, rep.reason, "blocked").inc()
@@ -218,12 +219,18 @@ def _act(ctx: Context, rep: healing.Replacement) -> str:
         metrics.HEALS.labels(ns, svc, rep.reason, "error").inc()
         log.warning("%s/%s: could not replace pod %s: %s", ns, svc, pod.name, e)
         return "error"
+    if not sent:
+        # the pod is gone already: the cache was behind (nothing was done, nothing to count)
+        log.info("%s/%s: pod %s is gone already; not a heal", ns, svc, pod.name)
+        ctx.gone_pods.append(pod.uid)
+        return "gone"
     result = "evicted" if rep.method == "Evict" else "deleted"
-    sent = ctx.clock()
+    sent_at = ctx.clock()
     metrics.HEALS.labels(ns, svc, rep.reason, result).inc()
-    metrics.REACTION_SECONDS.labels(rep.reason).observe(max(0.0, sent - rep.crossed))
+    metrics.REACTION_SECONDS.labels(rep.reason).observe(max(0.0, sent_at - rep.crossed))
     log.info("heal %s/%s pod=%s reason=%s result=%s unhealthy_since=%.3f crossed=%.3f "
-             "sent=%.3f", ns, svc, pod.name, rep.reason, result, rep.since, rep.crossed, sent)
+             "sent=%.3f", ns, svc, pod.name, rep.reason, result, rep.since, rep.crossed,
+             sent_at)
     if rep.reason == healing.NODE_LOST:
         node = f" from lost node {pod.node}" if pod.node else ""
         ctx.event(NORMAL, POD_MOVED,
@@ -251,9 +258,11 @@ def _redrive(ctx: Context, history: healing.HealHistory, pods: list[PodView]) ->
                  ctx.namespace, ctx.name, pod.name)
         try:
             if record.reason in (healing.NODE_LOST, healing.FAILED):
-                ctx.api.delete("Pod", ctx.namespace, pod.name, pod.uid)
+                sent = ctx.api.delete("Pod", ctx.namespace, pod.name, pod.uid)
             else:
-                ctx.api.evict(ctx.namespace, pod.name, pod.uid)
+                sent = ctx.api.evict(ctx.namespace, pod.name, pod.uid)
+            if not sent:  # gone: the cache was behind; the heal happened
+                ctx.gone_pods.append(pod.uid)
         except ApiError as e:
             if not e.too_many:
                 raise

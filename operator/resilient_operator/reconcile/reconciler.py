@@ -92,6 +92,9 @@ class Reconciler:
         stable_pods = [p for p in ctx.pods if not rollout_actor.is_canary(p)]
         capacity = tracks.stable_replicas if rollout_actor.rolling_out(ctx) else None
         healing_actor.heal(ctx, stable_pods, healing_actor.budget_of(spec, capacity))
+        for uid in ctx.gone_pods:  # the cache was behind the API server: catch it up
+            self.world.forget_pod(key, uid)
+            ctx.wake_at(now)
         status_actor.write(ctx, status_actor.build(ctx, rollout_actor.progressing(ctx)))
         if ctx.next_check is None:
             return None
