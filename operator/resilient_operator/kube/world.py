@@ -167,6 +167,12 @@ class World:
                 touched.add(key)
         return touched
 
+    def unconfirmed_pods(self, key: Key) -> set[str]:
+        """Names of the service's pods known only from the priming LIST (a watch has not
+        shown them yet: they may be gone)."""
+        with self._lock:
+            return {i[2] for i in self._unconfirmed if i[0] == "Pod" and i[1] == key[0]}
+
     def unconfirmed(self) -> int:
         """Objects known only from the priming LIST so far."""
         with self._lock:

@@ -59,6 +59,8 @@ class Context:
     next_check: float | None = None
     clock: Callable[[], float] = time.time
     gone_pods: list[str] = field(default_factory=list)  # uids the API server no longer has
+    # pods known only from the priming LIST: not acted on until a watch shows them
+    unconfirmed_pods: set[str] = field(default_factory=set)
 
     @property
     def namespace(self) -> str:

@@ -97,6 +97,16 @@ def heal(ctx: Context, pods: list[PodView], budget: healing.Budget) -> None:
     _redrive(ctx, history, pods)
     decision = healing.decide(pods, ctx.nodes, policy, budget, managed_labels(ctx.name),
                               history, now)
+    if ctx.unconfirmed_pods:
+        # just started: a pod only the priming LIST knows of may be gone already (deleted
+        # before the watches began); act once a watch has shown it
+        held = [r for r in decision.replace if r.pod.name in ctx.unconfirmed_pods]
+        decision.replace = [r for r in decision.replace if r not in held]
+        for rep in held:
+            decision.skipped.append((next(f for f in decision.unhealthy if f.pod is rep.pod),
+                                     "Starting: waiting for the watch to confirm the pod"))
+        if held:
+            ctx.wake_at(now + 1.0)
 
     counts: dict[str, int] = {}
     for finding in decision.unhealthy:
@@ -250,6 +260,9 @@ def _redrive(ctx: Context, history: healing.HealHistory, pods: list[PodView]) ->
     for record in list(history.in_flight):
         pod = by_uid.get(record.pod_uid)
         if pod is None or pod.terminating or record.replacement is not None:
+            continue
+        if pod.name in ctx.unconfirmed_pods:  # only the priming LIST knows it: maybe gone
+            ctx.wake_at(ctx.now + 1.0)
             continue
         if ctx.now - record.acted_at < REDRIVE_AFTER_SECONDS:
             ctx.wake_at(record.acted_at + REDRIVE_AFTER_SECONDS)

@@ -78,6 +78,7 @@ class Reconciler:
             memory=memory, status=status_actor.parse(status_actor.current(body, memory)),
             children=self.world.children_of(key), pods=self.world.pods_of(key),
             nodes=self.world.nodes_snapshot(), clock=self.clock,
+            unconfirmed_pods=self.world.unconfirmed_pods(key),
         )
         tracks = rollout_actor.run(ctx)
         children.sync(ctx, tracks)
