@@ -36,6 +36,7 @@ class Memory:
     # role -> (hash of the wanted object, consecutive failures, not before)
     failures: dict[str, tuple[str, int, float]] = field(default_factory=dict)
     applied: dict[str, str] = field(default_factory=dict)  # role -> hash last applied
+    redriven: dict[str, float] = field(default_factory=dict)  # pod uid -> intent re-sent at
     desired_replicas: int | None = None
 
 

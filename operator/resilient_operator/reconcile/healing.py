@@ -257,6 +257,9 @@ def _redrive(ctx: Context, history: healing.HealHistory, pods: list[PodView]) ->
     """Heals recorded in status whose pod is still there and not terminating: the operator
     stopped between writing the intent and acting. Act now, on the same pod (not a new heal)."""
     by_uid = {p.uid: p for p in pods}
+    intended = {r.pod_uid for r in history.in_flight}
+    for uid in [u for u in ctx.memory.redriven if u not in intended]:
+        del ctx.memory.redriven[uid]
     for record in list(history.in_flight):
         pod = by_uid.get(record.pod_uid)
         if pod is None or pod.terminating or record.replacement is not None:
@@ -264,9 +267,12 @@ def _redrive(ctx: Context, history: healing.HealHistory, pods: list[PodView]) ->
         if pod.name in ctx.unconfirmed_pods:  # only the priming LIST knows it: maybe gone
             ctx.wake_at(ctx.now + 1.0)
             continue
-        if ctx.now - record.acted_at < REDRIVE_AFTER_SECONDS:
-            ctx.wake_at(record.acted_at + REDRIVE_AFTER_SECONDS)
+        # the watch may lag the action by a moment: one re-send per REDRIVE_AFTER_SECONDS
+        last = max(record.acted_at, ctx.memory.redriven.get(record.pod_uid, 0.0))
+        if ctx.now - last < REDRIVE_AFTER_SECONDS:
+            ctx.wake_at(last + REDRIVE_AFTER_SECONDS)
             continue
+        ctx.memory.redriven[record.pod_uid] = ctx.now
         log.info("%s/%s: heal of pod %s was recorded but not carried out; sending it now",
                  ctx.namespace, ctx.name, pod.name)
         try:
