@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import socket
-import threading
-import time
 from typing import Any
 
 import kubernetes.client
@@ -86,8 +83,6 @@ class Api:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.client = client
         self.identity = socket.gethostname()
-        self._events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=10000)
-        threading.Thread(target=self._post_events, name="events", daemon=True).start()
 
     def request(
         self,
@@ -250,27 +245,18 @@ class Api:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        # posted by a background thread: an event never delays the action it explains
+        # posted with the action it explains, in the same reconcile: a process killed right
+        # after acting loses at most that one event (a queue for a background thread lost
+        # every event still queued); the action itself is also in status
         try:
-            self._events.put_nowait((meta["namespace"], body))
-        except queue.Full:
-            log.warning("event queue full; dropped %s on %s/%s", reason, meta["namespace"],
-                        meta["name"])
-
-    def _post_events(self) -> None:
-        while True:
-            namespace, body = self._events.get()
-            try:
-                self.request("create", "events", "POST", self._path("Event", namespace), body)
-            except Exception as e:  # noqa: BLE001 - events are best effort
-                log.warning("could not post event %s on %s/%s: %s", body["reason"], namespace,
-                            body["involvedObject"]["name"], e)
+            self.request("create", "events", "POST", self._path("Event", meta["namespace"]),
+                         body)
+        except ApiError as e:  # events are best effort: never fail the reconcile
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"],
+                        meta["name"], e)
 
     def flush_events(self, timeout: float = 5.0) -> None:
-        """Wait (a little) until queued events are posted (for tests and shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._events.empty() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """Nothing is queued: events are posted as they happen (kept for the shutdown hook)."""
 
 
 def _error(status: int, data: Any) -> ApiError:
