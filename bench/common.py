@@ -28,7 +28,8 @@ def install_rbac() -> None:
     kubectl("scale", "deployment", "resilient-operator", "-n", SYSTEM, "--replicas=0")
 
 
-def start_operator(name: str, workers: int = 8) -> Operator:
+def start_operator(name: str,
+                   workers: int = int(os.environ.get("BENCH_WORKERS", "16"))) -> Operator:
     """The operator, authenticated as its ServiceAccount so the audit log can tell its requests."""
     return Operator(name, ["--workers", str(workers)],
                     {"KUBECONFIG": service_account_kubeconfig()}).start()

@@ -13,7 +13,7 @@ class Settings:
 
     metrics_port: int = int(os.environ.get("RESILIENT_METRICS_PORT", "8080"))
     metrics_address: str = os.environ.get("RESILIENT_METRICS_ADDRESS", "0.0.0.0")
-    workers: int = int(os.environ.get("RESILIENT_WORKERS", "8"))
+    workers: int = int(os.environ.get("RESILIENT_WORKERS", "16"))
     resync_seconds: float = float(os.environ.get("RESILIENT_RESYNC_SECONDS", "300"))
     leader_elect: bool = os.environ.get("RESILIENT_LEADER_ELECT", "") in ("1", "true", "yes")
     lease_namespace: str = os.environ.get("RESILIENT_LEASE_NAMESPACE", "resilient-system")
