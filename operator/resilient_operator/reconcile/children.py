@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import metrics
 from ..builders import children as builders
-from ..builders.children import ROLES_BY_NAME, Tracks
+from ..builders.children import CANARY, ROLES_BY_NAME, Tracks
 from ..kube.api import ApiError
 from ..policy import conditions, drift
 from ..policy.conditions import Problem
@@ -188,4 +188,5 @@ def _remove(ctx: Context, role: str, actual: dict[str, Any]) -> None:
     ctx.api.delete(kind, ctx.namespace, name, actual["metadata"].get("uid"))
     ctx.memory.applied.pop(role, None)
     metrics.CHILD_WRITES.labels(kind=kind, action="removed").inc()
-    ctx.event(NORMAL, REMOVED, f"Removed {kind} {name}: no longer in the spec")
+    why = "the rollout no longer needs it" if role == CANARY else "no longer in the spec"
+    ctx.event(NORMAL, REMOVED, f"Removed {kind} {name}: {why}")

@@ -54,6 +54,8 @@ class Reconciler:
         for reason in healing.REPLACEABLE:
             _remove_series(metrics.UNHEALTHY_PODS, key[0], key[1], reason)
         _remove_series(metrics.HEALING_SUSPENDED, key[0], key[1])
+        _remove_series(metrics.ROLLOUT_STEP, key[0], key[1])
+        _remove_series(metrics.ROLLOUT_WEIGHT, key[0], key[1])
 
     def reconcile(self, key: Key) -> float | None:
         """Bring one ResilientService in line; return seconds until it must be looked at again."""
