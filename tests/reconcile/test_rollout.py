@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from resilient_operator.reconcile.rollout import revision_of  # noqa: F401 - public helper
-
 from .conftest import Harness, pod, resource
 
 CANARY = {"strategy": "Canary",

@@ -37,7 +37,6 @@ class Memory:
     failures: dict[str, tuple[str, int, float]] = field(default_factory=dict)
     applied: dict[str, str] = field(default_factory=dict)  # role -> hash last applied
     redriven: dict[str, float] = field(default_factory=dict)  # pod uid -> intent re-sent at
-    desired_replicas: int | None = None
 
 
 @dataclass
