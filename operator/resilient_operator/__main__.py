@@ -11,6 +11,7 @@ import kopf
 
 def main(argv: list[str] | None = None) -> int:
     from . import handlers  # noqa: F401 - registers the handlers with kopf
+    from .runtime.logs import quiet_api_retries
     from .settings import SETTINGS
 
     parser = argparse.ArgumentParser(
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_api_retries()
     kopf.run(
         standalone=True,  # no kopf peering: one Lease decides who acts (see leader.py)
         clusterwide=not args.namespace,
