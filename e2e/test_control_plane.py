@@ -9,17 +9,20 @@ cluster (KUBECONFIG in e2e/cluster.sh's kwok-home), never against kind or a real
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ROOT, apply, condition, get, kubectl, wait_for
+from .conftest import ROOT, Operator, apply, condition, get, kubectl, rsvc, wait_for
 
 SCRIPT = ROOT / "e2e/cluster.sh"
 STATES = ("running", "stopped", "restarting", "down")
@@ -195,3 +198,63 @@ def test_the_cluster_works_again_within_90s_after_a_60s_api_server_outage(
           f"supervisor: {restarted or 'none'}")
     for name in leaders:
         assert live_leader(name), f"{name} leads no more"
+
+
+# -- watches that expire ------------------------------------------------------------------------
+
+
+def etcd_url() -> str:
+    text = (cluster_dir() / "kwok.yaml").read_text()
+    return re.search(r"--etcd-servers=(\S+)", text)[1].split(",")[0]  # type: ignore[index]
+
+
+def etcd(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """etcd's JSON gateway (the v3 gRPC API over HTTP): no etcdctl needed."""
+    req = urllib.request.Request(etcd_url() + path, data=json.dumps(body).encode(),
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def compact_etcd() -> int:
+    revision = int(etcd("/v3/kv/range", {"key": "Lw==", "limit": 1,
+                                         "keys_only": True})["header"]["revision"])
+    etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def writes(op: Operator) -> float:
+    return sum(op.metric("resilient_rest_client_requests_total", verb=v)
+               for v in ("apply", "dry-run", "patch", "create", "delete"))
+
+
+def test_expired_watches_relist_and_rewrite_nothing(
+        supervised: dict[str, dict[str, Any]], ns: str, operator: Operator) -> None:
+    # given converged services and an idle operator
+    for i in range(3):
+        apply(rsvc(f"web-{i}", 2, service={"ports": [{"name": "http", "port": 80}]}), ns)
+    wait_for("all Available", lambda: all(condition(get("rsvc", f"web-{i}", ns), "Available")
+                                          .get("status") == "True" for i in range(3)),
+             timeout=90)
+    time.sleep(3)
+    before, log_at = writes(operator), operator.log_path.stat().st_size
+    # when the API server restarts after etcd was compacted past every watch's resourceVersion
+    done = script("stop-component", "kube-apiserver")
+    assert done.returncode == 0, done.stderr
+    try:
+        compacted = compact_etcd()
+    finally:
+        done = script("start-component", "kube-apiserver")
+    assert done.returncode == 0, done.stderr
+    wait_for("the API server", api_ready, timeout=60)
+    # then every watch is told 410 Gone ("too old resource version") and relists ...
+    expired = wait_for("the watches to relist", lambda: (n := operator.log_path.read_bytes()[
+        log_at:].decode().count("expired (410 Gone")) >= 4 and n, timeout=60)
+    time.sleep(5)
+    # ... without writing anything: nothing changed
+    assert writes(operator) == before, operator.log_tail(40)
+    print(f"\netcd compacted at revision {compacted}; {expired} watches relisted; "
+          f"{writes(operator) - before:.0f} writes")
+    # and the relisted watches work: drift is still seen and restored
+    kubectl("delete", "service", "web-0", "-n", ns)
+    wait_for("service restored", lambda: get("service", "web-0", ns), timeout=30)

@@ -39,3 +39,10 @@ def test_giving_up_and_other_messages_pass() -> None:
     assert [m for _, m in shown([last, other])] == [
         "API server not answering: GET /api/v1/pods (watch): boom; escalating",
         "Ignoring an unsupported event type: {}"]
+
+
+def test_an_expired_watch_says_so() -> None:
+    r = record(logging.DEBUG, "Restarting the watch-stream for pods.v1 cluster-wide.")
+    assert shown([r]) == [
+        ("INFO", "watch pods.v1 cluster-wide expired (410 Gone: resource version too old); "
+                 "relisting")]

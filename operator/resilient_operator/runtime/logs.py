@@ -11,6 +11,7 @@ KOPF_WATCH_LOGGER = "kopf._cogs.clients.watching"
 _ATTEMPT = re.compile(
     r"^Request attempt #(?P<n>\d+)(?:/\d+)? (?P<outcome>failed|succeeded)"
     r"(?:; (?P<next>[^:]+))?: (?P<method>[A-Z]+) (?P<url>\S+)(?: -> (?P<error>.*))?$")
+_EXPIRED = "Restarting the watch-stream for "
 
 
 def _what(method: str, url: str) -> str:
@@ -23,7 +24,14 @@ class QuietRetries(logging.Filter):
     """Keeps the first failure of a request and its recovery; drops the retries between."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        m = _ATTEMPT.match(record.getMessage())
+        message = record.getMessage()
+        if message.startswith(_EXPIRED):
+            # kopf restarts a watch only on 410 Gone, and relists: worth saying at INFO
+            record.msg, record.args = "watch %s expired (410 Gone: resource version too old); "\
+                "relisting", (message.removeprefix(_EXPIRED).rstrip("."),)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return True
+        m = _ATTEMPT.match(message)
         if m is None:
             return record.levelno >= logging.INFO  # the logger is set to DEBUG for recoveries
         what = _what(m["method"], m["url"])
