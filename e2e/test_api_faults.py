@@ -266,3 +266,32 @@ def test_two_seconds_of_latency_on_every_call(ns: str, operator: Operator, proxy
                                               seconds: int) -> None:
     ride_out(f"latency 2s for {seconds}s", ns, operator, proxy, seconds,
              lambda: proxy.toxic("slow", "latency", "downstream", latency=2000))
+
+
+def test_a_child_deleted_while_the_watch_was_down_and_expired_is_restored(
+        ns: str, operator: Operator, proxy: Toxiproxy) -> None:
+    from .test_control_plane import api_ready, compact_etcd, local_cluster, script
+    if not local_cluster():
+        pytest.skip("restarts the embedded local cluster's API server")
+    # given a ready service, and an operator cut off from the API server
+    start_service(ns)
+    log_at = operator.log_path.stat().st_size
+    proxy.enable(False)
+    # when its Service is deleted meanwhile, and etcd is compacted under a restarting API
+    # server (the watches' resourceVersions are gone: they get 410 Gone and relist, and a
+    # relist never says what was deleted)
+    kubectl("delete", "service", "web", "-n", ns)
+    assert script("stop-component", "kube-apiserver").returncode == 0
+    try:
+        compact_etcd()
+    finally:
+        assert script("start-component", "kube-apiserver").returncode == 0
+    wait_for("the API server", api_ready, timeout=60)
+    proxy.enable(True)
+    ended = time.monotonic()
+    # then the operator notices the Service is gone and restores it
+    wait_for("the Service restored", lambda: get("service", "web", ns), timeout=CONVERGE)
+    record("deleted while the watch was down, then 410: restored after reconnecting",
+           f"{time.monotonic() - ended:.1f}s")
+    assert "expired (410 Gone" in log_since(operator, log_at)
+    assert "DriftRestored" in [e["reason"] for e in events(ns, "web")]

@@ -52,3 +52,53 @@ def test_objects_without_the_operators_labels_are_ignored():
     assert world.set_pod(other, False) is None
     assert world.set_child("Service", {"metadata": {"name": "x", "namespace": "shop"}},
                            False) is None
+
+
+class Lister:
+    """A fake API answering LISTs with what the API server holds now; records what it is asked."""
+
+    def __init__(self, objects: dict[str, list[dict]], during_list=None) -> None:
+        self.objects = objects
+        self.asked: list[str] = []
+        self.during_list = during_list
+
+    def list(self, kind: str, namespace: str | None = None, selector: str | None = None):
+        self.asked.append(kind)
+        if self.during_list:
+            self.during_list()
+        return self.objects.get(kind, [])
+
+
+def service_child(name: str) -> dict:
+    return {"kind": "Service", "metadata": {"name": name, "namespace": "shop",
+                                            "labels": LABELS}}
+
+
+def test_a_relisted_watch_drops_what_was_deleted_while_it_was_down():
+    clock = [100.0]
+    world = World(clock=lambda: clock[0])
+    world.set_child("Service", service_child("web"), False)
+    world.set_pod(pod("a", "n1"), False)
+    world.set_pod(pod("b", "n1"), False)
+    assert world.children_of(("shop", "web")).keys() == {"service"}
+    clock[0] = 200.0
+    # the Service and pod "b" were deleted while the watches were down; "a" is still there
+    api = Lister({"Service": [], "Pod": [pod("a", "n1")]})
+    assert world.resync(api, [], {"Service", "Pod"}) == {("shop", "web")}
+    assert world.children_of(("shop", "web")) == {}
+    assert [p.name for p in world.pods_of(("shop", "web"))] == ["a"]
+    assert set(api.asked) == {"Service", "Pod"}  # only the kinds that relisted
+    assert world.resync(Lister({"Service": [], "Pod": [pod("a", "n1")]}), [], {"Pod"}) == set()
+
+
+def test_what_an_event_showed_after_the_list_began_is_kept():
+    clock = [100.0]
+    world = World(clock=lambda: clock[0])
+
+    def created_meanwhile() -> None:  # the watch shows a new pod while the LIST runs
+        clock[0] = 300.0
+        world.set_pod(pod("new", "n1"), False)
+
+    clock[0] = 200.0
+    assert world.resync(Lister({"Pod": []}, created_meanwhile), [], {"Pod"}) == set()
+    assert [p.name for p in world.pods_of(("shop", "web"))] == ["new"]

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     quiet_api_retries()
+    # the kubernetes client's pool logs each of its own retries; Api reports the failure once
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     kopf.run(
         standalone=True,  # no kopf peering: one Lease decides who acts (see leader.py)
         clusterwide=not args.namespace,

@@ -29,6 +29,7 @@ from .settings import SETTINGS
 log = logging.getLogger("resilient_operator")
 
 MANAGED = {models.LABEL_MANAGED_BY: models.MANAGED_BY}
+RELIST_SETTLE_SECONDS = 1.0
 
 
 @kopf.on.startup()
@@ -39,6 +40,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
+    # a watch whose API server went away retries every few seconds, not after kopf's
+    # default waits of up to 34 s: converge within seconds of the API server answering again
+    settings.networking.error_backoffs = [1, 1, 2, 2, 3, 3, 5, 5, 5]
 
     cfg = SETTINGS
     memo.world = World()
@@ -70,6 +74,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     _enqueue_all(memo)
     memo.tasks.append(asyncio.create_task(_resync(memo, cfg.resync_seconds)))
     memo.tasks.append(asyncio.create_task(_sweep(memo, cfg.namespaces)))
+    memo.relisted = set()
+    memo.relisted_wake = asyncio.Event()
+    memo.tasks.append(asyncio.create_task(_resync_relisted(memo, cfg.namespaces)))
     memo.tasks.append(asyncio.create_task(memo.elector.run(lambda: _enqueue_all(memo))))
 
 
@@ -110,6 +117,53 @@ async def _sweep(memo: kopf.Memo, namespaces: list[str]) -> None:
             return
 
 
+async def _resync_relisted(memo: kopf.Memo, namespaces: list[str]) -> None:
+    """A watch that relists (410 Gone after a compaction or a restore, or its periodic restart)
+    says nothing of what was deleted while it was down: compare the cache with a fresh LIST of
+    the kinds that relisted (World.resync)."""
+    loop = asyncio.get_running_loop()
+    failing = False
+    while True:
+        await memo.relisted_wake.wait()
+        await asyncio.sleep(RELIST_SETTLE_SECONDS)  # one resync for the whole burst
+        memo.relisted_wake.clear()
+        kinds, memo.relisted = memo.relisted, set()
+        try:
+            touched = await loop.run_in_executor(memo.executor, memo.world.resync, memo.api,
+                                                 namespaces, kinds)
+        except Exception as e:  # noqa: BLE001 - tried again shortly
+            if not failing:  # one line per failure, one per recovery
+                log.warning("cache resync after a relist failed: %s; trying again", e)
+            failing = True
+            memo.relisted |= kinds
+            memo.relisted_wake.set()
+            await asyncio.sleep(5)
+            continue
+        if failing:
+            log.info("cache resync after a relist recovered")
+            failing = False
+        for key in touched:
+            memo.queue.add(key)
+        if touched:
+            log.info("cache resync after a relist of %s: %d services had objects deleted while "
+                     "the watch was down", ", ".join(sorted(kinds)), len(touched))
+
+
+def _listing(memo: kopf.Memo, kind: str, event: kopf.RawEvent) -> None:
+    """kopf delivers a watch's LIST as events without a type."""
+    if event.get("type") is None and hasattr(memo, "relisted_wake"):
+        memo.relisted.add(kind)
+        memo.relisted_wake.set()
+
+
+def _went_back(old: dict[str, Any] | None, new: Any) -> bool:
+    """The same object at an older resourceVersion: etcd was restored from a backup."""
+    before = (old or {}).get("metadata", {}).get("resourceVersion", "")
+    after = new.get("metadata", {}).get("resourceVersion", "")
+    same = (old or {}).get("metadata", {}).get("uid") == new.get("metadata", {}).get("uid")
+    return same and before.isdigit() and after.isdigit() and int(after) < int(before)
+
+
 async def _resync(memo: kopf.Memo, every: float) -> None:
     """A slow safety net; watches and deadlines do the real work."""
     while True:
@@ -126,6 +180,13 @@ def _deleted(event: kopf.RawEvent) -> bool:
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
 async def resource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _listing(memo, models.KIND, event)
+    meta = event["object"]["metadata"]
+    if _went_back(memo.world.resource((meta["namespace"], meta["name"])), event["object"]):
+        # what this process remembers of it is from a future that no longer happened
+        log.warning("%s/%s: resourceVersion went back (etcd restored from a backup?); "
+                    "reading its state afresh", meta["namespace"], meta["name"])
+        memo.reconciler.reset_memory((meta["namespace"], meta["name"]))
     key = memo.world.set_resource(event["object"], _deleted(event))
     if _deleted(event):
         memo.queue.cancel(key)
@@ -136,6 +197,7 @@ def _watch_child(kind: str) -> None:
     info = KINDS[kind]
 
     async def child_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        _listing(memo, kind, event)
         key = memo.world.set_child(kind, event["object"], _deleted(event))
         if key is not None:
             memo.queue.add(key)
@@ -151,6 +213,7 @@ for _kind in CHILD_KINDS:
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _listing(memo, "Pod", event)
     key = memo.world.set_pod(event["object"], _deleted(event))
     if key is not None:
         memo.queue.add(key)
@@ -158,5 +221,6 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "nodes")
 async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _listing(memo, "Node", event)
     for key in memo.world.set_node(event["object"], _deleted(event)):
         memo.queue.add(key)

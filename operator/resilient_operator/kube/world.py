@@ -45,20 +45,27 @@ class World:
         # objects known only from the priming LIST, not yet from a watch event: one deleted
         # between that LIST and the watches' own would otherwise stay forever (see sweep)
         self._unconfirmed: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+        # every object held, with when an event last showed it (see resync)
+        self._known: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
 
     # -- writes (from watch events) ------------------------------------------------------
 
-    def _note(self, kind: str, body: dict[str, Any], confirmed: bool) -> None:
+    def _note(self, kind: str, body: dict[str, Any], confirmed: bool,
+              deleted: bool = False) -> None:
         meta = body.get("metadata", {})
         identity = (kind, meta.get("namespace", ""), meta.get("name", ""))
         with self._lock:
+            if deleted:
+                self._known.pop(identity, None)
+            else:
+                self._known[identity] = (self._clock(), body)
             if confirmed:
                 self._unconfirmed.pop(identity, None)
             else:
                 self._unconfirmed[identity] = (kind, body)
 
     def set_resource(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> Key:
-        self._note(models.KIND, body, confirmed)
+        self._note(models.KIND, body, confirmed, deleted)
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         with self._lock:
@@ -70,7 +77,7 @@ class World:
 
     def set_child(self, kind: str, body: dict[str, Any], deleted: bool,
                   confirmed: bool = True) -> Key | None:
-        self._note(kind, body, confirmed)
+        self._note(kind, body, confirmed, deleted)
         meta = body.get("metadata", {})
         key = owner_key(meta)
         role = role_of(kind, key[1], meta.get("name", "")) if key else None
@@ -84,7 +91,7 @@ class World:
         return key
 
     def set_pod(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> Key | None:
-        self._note("Pod", body, confirmed)
+        self._note("Pod", body, confirmed, deleted)
         key = owner_key(body.get("metadata", {}))
         if key is None:
             return None
@@ -126,7 +133,7 @@ class World:
 
     def set_node(self, body: dict[str, Any], deleted: bool, confirmed: bool = True) -> set[Key]:
         """Record a node; return the services with pods on it."""
-        self._note("Node", body, confirmed)
+        self._note("Node", body, confirmed, deleted)
         view = node_view(body)
         with self._lock:
             old = self.nodes.get(view.name)
@@ -167,6 +174,27 @@ class World:
                 touched.add(key)
         return touched
 
+    def resync(self, api: Any, namespaces: list[str], kinds: set[str]) -> set[Key]:
+        """After a watch relisted (410 Gone: its resourceVersion was compacted away, or etcd
+        was restored from a backup): drop what a fresh LIST no longer has and no event has
+        shown since the LIST began. A watch that relists says nothing of what was deleted
+        while it was down; without this, a deleted child would look present for good.
+        Returns the services concerned."""
+        started = self._clock()
+        present = {(kind, b["metadata"].get("namespace", ""), b["metadata"]["name"])
+                   for kind, b in self._list_all(api, namespaces, kinds)}
+        with self._lock:
+            ghosts = [(identity, body) for identity, (seen, body) in self._known.items()
+                      if identity[0] in kinds and identity not in present and seen < started]
+        touched: set[Key] = set()
+        for (kind, _, _), body in ghosts:
+            key = self._set(kind, body, deleted=True, confirmed=True)
+            if isinstance(key, set):
+                touched |= key
+            elif key is not None:
+                touched.add(key)
+        return touched
+
     def unconfirmed_pods(self, key: Key) -> set[str]:
         """Names of the service's pods known only from the priming LIST (a watch has not
         shown them yet: they may be gone)."""
@@ -178,15 +206,21 @@ class World:
         with self._lock:
             return len(self._unconfirmed)
 
-    def _list_all(self, api: Any, namespaces: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    def _list_all(self, api: Any, namespaces: list[str],
+                  kinds: set[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
         selector = f"{models.LABEL_MANAGED_BY}={models.MANAGED_BY}"
+        wanted = kinds if kinds is not None else {models.KIND, *CHILD_KINDS, "Pod", "Node"}
         out: list[tuple[str, dict[str, Any]]] = []
         for ns in namespaces or [None]:  # type: ignore[list-item]
-            out += [(models.KIND, b) for b in api.list(models.KIND, ns)]
+            if models.KIND in wanted:
+                out += [(models.KIND, b) for b in api.list(models.KIND, ns)]
             for kind in CHILD_KINDS:
-                out += [(kind, b) for b in api.list(kind, ns, selector)]
-            out += [("Pod", b) for b in api.list("Pod", ns, selector)]
-        out += [("Node", b) for b in api.list("Node")]
+                if kind in wanted:
+                    out += [(kind, b) for b in api.list(kind, ns, selector)]
+            if "Pod" in wanted:
+                out += [("Pod", b) for b in api.list("Pod", ns, selector)]
+        if "Node" in wanted:
+            out += [("Node", b) for b in api.list("Node")]
         return out
 
     def _set(self, kind: str, body: dict[str, Any], deleted: bool, confirmed: bool) -> Any:

@@ -48,6 +48,11 @@ class Reconciler:
         with self._lock:
             return self._memory.setdefault(key, Memory())
 
+    def reset_memory(self, key: Key) -> None:
+        """Drop what this process remembers of a service (its status is read afresh)."""
+        with self._lock:
+            self._memory.pop(key, None)
+
     def forget(self, key: Key) -> None:
         with self._lock:
             self._memory.pop(key, None)
