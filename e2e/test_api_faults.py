@@ -244,6 +244,7 @@ def test_api_server_unreachable(ns: str, operator: Operator, proxy: Toxiproxy,
     ride_out(f"outage {seconds}s", ns, operator, proxy, seconds, lambda: proxy.enable(False))
 
 
+@pytest.mark.chaos
 def test_connections_reset(ns: str, operator: Operator, proxy: Toxiproxy) -> None:
     ride_out("connection resets 20s", ns, operator, proxy, 20,
              lambda: proxy.toxic("reset", "reset_peer", "downstream", timeout=0))
@@ -259,7 +260,7 @@ def test_half_open_connection_that_never_answers(ns: str, operator: Operator,
 
 
 @pytest.mark.parametrize("seconds", [
-    pytest.param(20, id="20s"),
+    pytest.param(20, id="20s", marks=pytest.mark.chaos),
     pytest.param(60, id="60s", marks=pytest.mark.chaos),
 ])
 def test_two_seconds_of_latency_on_every_call(ns: str, operator: Operator, proxy: Toxiproxy,

@@ -47,6 +47,7 @@ def test_the_leader_killed_mid_step_is_continued_by_the_standby(ns: str, cluster
 
 
 
+@pytest.mark.chaos
 def test_the_leader_killed_right_after_starting_a_step_is_not_repeated(
         ns: str, cluster: None) -> None:
     kubectl("create", "namespace", "resilient-system", check=False)

@@ -102,3 +102,21 @@ def test_what_an_event_showed_after_the_list_began_is_kept():
     clock[0] = 200.0
     assert world.resync(Lister({"Pod": []}, created_meanwhile), [], {"Pod"}) == set()
     assert [p.name for p in world.pods_of(("shop", "web"))] == ["new"]
+
+
+def test_a_rebuild_takes_what_the_cache_lacks_or_holds_at_another_version():
+    clock = [100.0]
+    world = World(clock=lambda: clock[0])
+    stale = pod("a", "n1")
+    stale["metadata"]["resourceVersion"] = "900"  # from a future that a restore undid
+    world.set_pod(stale, False)
+    assert world.max_revision == 900
+    clock[0] = 200.0
+    restored = pod("a", "n1", ready="False")
+    restored["metadata"]["resourceVersion"] = "500"
+    back = service_child("web")  # deleted after the snapshot, there again after the restore
+    api = Lister({"Pod": [restored], "Service": [back]})
+    assert world.rebuild(api, []) == {("shop", "web")}
+    assert world.children_of(("shop", "web")).keys() == {"service"}
+    assert [p.ready for p in world.pods_of(("shop", "web"))] == [False]
+    assert world.max_revision == 900  # the highest ever seen stays: it is what is compared

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from . import metrics
 from .builders.children import CHILD_KINDS
 from .kube.api import Api, load_client
 from .kube.kinds import KINDS
@@ -77,6 +78,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.relisted = set()
     memo.relisted_wake = asyncio.Event()
     memo.tasks.append(asyncio.create_task(_resync_relisted(memo, cfg.namespaces)))
+    memo.tasks.append(asyncio.create_task(
+        _watch_for_restore(memo, cfg.namespaces, cfg.restore_probe_seconds)))
     memo.tasks.append(asyncio.create_task(memo.elector.run(lambda: _enqueue_all(memo))))
 
 
@@ -147,6 +150,46 @@ async def _resync_relisted(memo: kopf.Memo, namespaces: list[str]) -> None:
         if touched:
             log.info("cache resync after a relist of %s: %d services had objects deleted while "
                      "the watch was down", ", ".join(sorted(kinds)), len(touched))
+
+
+async def _watch_for_restore(memo: kopf.Memo, namespaces: list[str], every: float) -> None:
+    """etcd restored from a backup without its revisions moved forward: resourceVersions go
+    back, and a watch resumed at a version from the lost future gets no 410; it waits, silent,
+    until the revision passes that version again, skipping everything in between. Only a
+    question to the API server tells: its current resourceVersion is lower than one already
+    seen. Then the caches are rebuilt from LISTs, the memories dropped, every service
+    reconciled, and again at each probe until the revision is past what the watches wait
+    for."""
+    loop = asyncio.get_running_loop()
+    blind_until: int | None = None
+    while True:
+        await asyncio.sleep(every)
+        seen = memo.world.max_revision
+        try:
+            now = await loop.run_in_executor(
+                memo.executor, memo.api.revision, namespaces[0] if namespaces else None)
+        except Exception:  # noqa: BLE001 - unreachable: the watches say so already
+            continue
+        if now is None:
+            continue
+        if now < seen:
+            if blind_until is None:
+                log.warning("the API server's resourceVersion went back from %d to %d: etcd "
+                            "was restored from a backup; rebuilding every cache", seen, now)
+                metrics.CACHE_REBUILDS.inc()
+            blind_until = max(blind_until or 0, seen)
+        if blind_until is None:
+            continue
+        try:
+            await loop.run_in_executor(memo.executor, memo.world.rebuild, memo.api, namespaces)
+        except Exception as e:  # noqa: BLE001 - the next probe tries again
+            log.warning("cache rebuild failed: %s; trying again", e)
+            continue
+        memo.reconciler.reset_all_memory()
+        _enqueue_all(memo)
+        if now > blind_until:
+            log.info("the watches are current again (resourceVersion %d); caches rebuilt", now)
+            blind_until = None
 
 
 def _listing(memo: kopf.Memo, kind: str, event: kopf.RawEvent) -> None:

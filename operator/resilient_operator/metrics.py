@@ -103,3 +103,9 @@ TIME_TO_RESTORE = Histogram(
     "DORA: from the first failing signal of a bad release to the stable track fully restored.",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
 )
+
+CACHE_REBUILDS = Counter(
+    "resilient_cache_rebuilds",
+    "Times the API server's resourceVersion went back (etcd restored from a backup) and every "
+    "cache was rebuilt from LISTs.",
+)

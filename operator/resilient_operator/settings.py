@@ -15,6 +15,9 @@ class Settings:
     metrics_address: str = os.environ.get("RESILIENT_METRICS_ADDRESS", "0.0.0.0")
     workers: int = int(os.environ.get("RESILIENT_WORKERS", "16"))
     resync_seconds: float = float(os.environ.get("RESILIENT_RESYNC_SECONDS", "300"))
+    # how often the API server's resourceVersion is compared with the highest seen (a restore
+    # of etcd from a backup shows as a drop); one LIST of one object
+    restore_probe_seconds: float = float(os.environ.get("RESILIENT_RESTORE_PROBE_SECONDS", "10"))
     leader_elect: bool = os.environ.get("RESILIENT_LEADER_ELECT", "") in ("1", "true", "yes")
     lease_namespace: str = os.environ.get("RESILIENT_LEASE_NAMESPACE", "resilient-system")
     lease_name: str = os.environ.get("RESILIENT_LEASE_NAME", "resilient-operator")

@@ -158,6 +158,15 @@ class Api:
             if not token:
                 return items
 
+    def revision(self, namespace: str | None = None) -> int | None:
+        """The API server's current resourceVersion (etcd's revision), from the cheapest LIST
+        the operator may make."""
+        prefix, plural = RESOURCES[models.KIND]
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+        page = self.request("list", plural, "GET", path, query=[("limit", "1")])
+        rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+        return int(rv) if rv.isdigit() else None
+
     def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """A JSON merge patch, only for what apply cannot take away: keys another writer added
         to a map the operator owns, entries another writer added to a list (merge patches

@@ -47,6 +47,9 @@ class World:
         self._unconfirmed: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
         # every object held, with when an event last showed it (see resync)
         self._known: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        # the highest resourceVersion any object showed: etcd's revision only grows, unless
+        # etcd was restored from a backup (see handlers._watch_for_restore)
+        self.max_revision = 0
 
     # -- writes (from watch events) ------------------------------------------------------
 
@@ -59,6 +62,9 @@ class World:
                 self._known.pop(identity, None)
             else:
                 self._known[identity] = (self._clock(), body)
+            rv = meta.get("resourceVersion", "")
+            if rv.isdigit() and int(rv) > self.max_revision:
+                self.max_revision = int(rv)
             if confirmed:
                 self._unconfirmed.pop(identity, None)
             else:
@@ -174,26 +180,42 @@ class World:
                 touched.add(key)
         return touched
 
-    def resync(self, api: Any, namespaces: list[str], kinds: set[str]) -> set[Key]:
+    def resync(self, api: Any, namespaces: list[str], kinds: set[str],
+               refresh: bool = False) -> set[Key]:
         """After a watch relisted (410 Gone: its resourceVersion was compacted away, or etcd
         was restored from a backup): drop what a fresh LIST no longer has and no event has
         shown since the LIST began. A watch that relists says nothing of what was deleted
         while it was down; without this, a deleted child would look present for good.
-        Returns the services concerned."""
+        ``refresh``: also take every listed object no event has shown since (when the watches
+        themselves cannot be trusted: etcd went back in time). Returns the services
+        concerned."""
         started = self._clock()
-        present = {(kind, b["metadata"].get("namespace", ""), b["metadata"]["name"])
-                   for kind, b in self._list_all(api, namespaces, kinds)}
+        listed = {(kind, b["metadata"].get("namespace", ""), b["metadata"]["name"]): (kind, b)
+                  for kind, b in self._list_all(api, namespaces, kinds)}
         with self._lock:
             ghosts = [(identity, body) for identity, (seen, body) in self._known.items()
-                      if identity[0] in kinds and identity not in present and seen < started]
+                      if identity[0] in kinds and identity not in listed and seen < started]
+            fresh = [] if not refresh else [
+                (identity, body) for identity, (_, body) in listed.items()
+                if identity not in self._known or (
+                    self._known[identity][0] < started and self._known[identity][1].get(
+                        "metadata", {}).get("resourceVersion") !=
+                    body["metadata"].get("resourceVersion"))]
         touched: set[Key] = set()
-        for (kind, _, _), body in ghosts:
-            key = self._set(kind, body, deleted=True, confirmed=True)
-            if isinstance(key, set):
-                touched |= key
-            elif key is not None:
-                touched.add(key)
+        for deleted, found in ((True, ghosts), (False, fresh)):
+            for (kind, _, _), body in found:
+                key = self._set(kind, body, deleted=deleted, confirmed=True)
+                if isinstance(key, set):
+                    touched |= key
+                elif key is not None:
+                    touched.add(key)
         return touched
+
+    def rebuild(self, api: Any, namespaces: list[str]) -> set[Key]:
+        """Everything from a fresh LIST: what the cache has that the API server no longer has
+        goes, what it lacks or holds at another version is taken."""
+        return self.resync(api, namespaces, {models.KIND, *CHILD_KINDS, "Pod", "Node"},
+                           refresh=True)
 
     def unconfirmed_pods(self, key: Key) -> set[str]:
         """Names of the service's pods known only from the priming LIST (a watch has not

@@ -53,6 +53,10 @@ class Reconciler:
         with self._lock:
             self._memory.pop(key, None)
 
+    def reset_all_memory(self) -> None:
+        with self._lock:
+            self._memory.clear()
+
     def forget(self, key: Key) -> None:
         with self._lock:
             self._memory.pop(key, None)
