@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 
-.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -78,6 +78,9 @@ bench-healing: $(STAMP)
 	bash e2e/with-cluster.sh -- $(BIN)/python bench/healing.py $(ARGS)
 bench-rollout: $(STAMP)
 	bash e2e/with-cluster.sh -- $(BIN)/python bench/rollout.py $(ARGS)
+# an hour at 1,000 services with a fault every 5 s (ARGS="--minutes 10 --services 100" for less)
+bench-soak: $(STAMP)
+	bash e2e/with-cluster.sh -- $(BIN)/python bench/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
