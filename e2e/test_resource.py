@@ -179,6 +179,9 @@ BAD = [
     ("spec.availability.minAvailable", {"availability": {"minAvailable": "150%"}}),
     ("spec.healing.notReadyTimeout", {"healing": {"notReadyTimeout": "soon"}}),
     ("spec.healing.mode", {"healing": {"mode": "Sometimes"}}),
+    # a zero timeout would replace a starting pod before it could become Ready
+    ("spec.healing.notReadyTimeout", {"healing": {"notReadyTimeout": "0s"}}),
+    ("spec.healing.nodeLostTimeout", {"healing": {"nodeLostTimeout": "500ms"}}),
     ("spec.replicas", {"replicas": -1}),
     ("spec.service.ports[0].port", {"service": {"ports": [{"port": 70000}]}}),
     ("spec.service", {"service": {"ports": [{"port": 80}, {"port": 81}]}}),
@@ -190,7 +193,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("field, change", BAD, ids=[b[0] for b in BAD])
+@pytest.mark.parametrize("field, change", BAD, ids=[f"{b[0]}={json.dumps(b[1])[:40]}"
+                                                   for b in BAD])
 def test_bad_manifests_are_rejected_naming_the_field(ns: str, field: str, change: dict) -> None:
     body = rsvc("bad")
     body["spec"].update(change)
@@ -200,6 +204,23 @@ def test_bad_manifests_are_rejected_naming_the_field(ns: str, field: str, change
     assert done.returncode != 0, f"accepted: {body}"
     assert field in done.stderr, done.stderr
     assert get("rsvc", "bad", ns) is None
+
+
+def test_zero_values_that_switch_safety_off_are_shown_plainly(ns: str, operator: Operator) -> None:
+    # given a service scaled to zero without autoscaling, whose heal budget is zero
+    apply(rsvc("web", 0, healing={"maxConcurrent": 0},
+               service={"ports": [{"name": "http", "port": 80}]}), ns)
+    rs = wait_for("status", lambda: (r := get("rsvc", "web", ns)) and (r.get("status") or {})
+                  .get("observedGeneration") == r["metadata"]["generation"] and
+                  condition(r, "Degraded").get("status") and r, timeout=30)
+    # then it is scaled to zero, children kept, and healing says it can never act
+    assert get("deployment", "web", ns)["spec"]["replicas"] == 0
+    assert get("service", "web", ns)
+    assert rs["status"].get("readyReplicas", 0) == 0
+    assert condition(rs, "Degraded")["reason"] == "HealingCannotAct", rs["status"]
+    assert "maxConcurrent is 0" in condition(rs, "Degraded")["message"]
+    row = kubectl("get", "rsvc", "web", "-n", ns, "--no-headers").stdout.split()
+    assert row[1:5] == ["0", "0", "0", "Degraded"], row  # desired, ready, available, state
 
 
 def test_unsatisfiable_budget_is_degraded_and_leaves_children(ns: str, operator: Operator) -> None:

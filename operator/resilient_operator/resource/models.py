@@ -72,6 +72,27 @@ Duration = Annotated[
     AfterValidator(_check_duration),
     Field(json_schema_extra={"pattern": DURATION_PATTERN}),
 ]
+
+
+def _check_timeout(text: str) -> str:
+    if parse_duration(text) < 1:
+        raise ValueError(f"{text!r} is shorter than 1s: a timeout of zero would act on every "
+                         "pod the moment it changes (a starting pod is not Ready yet)")
+    return text
+
+
+# a time after which healing acts: zero would switch the safety off, so at least one second
+Timeout = Annotated[
+    str,
+    AfterValidator(_check_timeout),
+    Field(json_schema_extra={
+        "pattern": DURATION_PATTERN,
+        "x-kubernetes-validations": [{
+            "rule": "duration(self) >= duration('1s')",
+            "message": "must be at least 1s: a timeout of zero would act on every pod the "
+                       "moment it changes (a starting pod is not Ready yet)"}],
+    }),
+]
 IntOrPercent = Annotated[
     int | str,
     AfterValidator(_check_int_or_percent),
@@ -326,15 +347,15 @@ class Healing(K8sModel):
         default="Enabled",
         description="Enabled acts; ObserveOnly decides and reports but never acts; Disabled.",
     )
-    not_ready_timeout: Duration = Field(
+    not_ready_timeout: Timeout = Field(
         default="60s", description="A pod Running but not Ready this long is unhealthy."
     )
     max_restarts: int = Field(
         default=5, ge=1, description="This many container restarts within restartWindow make "
         "a pod unhealthy (CrashLoop)."
     )
-    restart_window: Duration = Field(default="10m", description="Window for maxRestarts.")
-    node_lost_timeout: Duration = Field(
+    restart_window: Timeout = Field(default="10m", description="Window for maxRestarts.")
+    node_lost_timeout: Timeout = Field(
         default="30s", description="A pod whose node is NotReady/Unknown this long is moved."
     )
     max_concurrent: IntOrPercent = Field(
@@ -409,7 +430,7 @@ class RolloutHealth(K8sModel):
 
     max_restarts: int = Field(default=1, ge=0, description="Restarts of any new pod above "
                               "this abort.")
-    not_ready_timeout: Duration = Field(default="60s", description="A new pod Running but not "
+    not_ready_timeout: Timeout = Field(default="60s", description="A new pod Running but not "
                                         "Ready this long aborts.")
     start_timeout: Duration = Field(default="5m", description="A new pod Pending (scheduling, "
                                     "pulling, creating) this long aborts.")
