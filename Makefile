@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 
-.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+.PHONY: help venv crds krew lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -27,8 +27,15 @@ crds: $(STAMP)  ## regenerate the CRD from the pydantic models, and the RBAC fro
 	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
 	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
 
+# the krew archive of kubectl rsvc (dist/krew/) and plugins/krew/rsvc.yaml with its sha256; set
+# KREW_URL_BASE to where releases are published (the archive is expected at
+# $(KREW_URL_BASE)/v<version>/kubectl-rsvc-v<version>.tar.gz)
+KREW_URL_BASE ?= https://github.com/resilient-operator/resilient-operator/releases/download
+krew: $(STAMP)
+	$(BIN)/python plugins/krew/build.py dist/krew $(KREW_URL_BASE)
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e $(wildcard bench)
+	$(BIN)/ruff check operator tests e2e plugins $(wildcard bench)
 	$(BIN)/mypy
 	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
