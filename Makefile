@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
+CHART := charts/resilient-operator
 
 .PHONY: help venv crds krew lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
@@ -23,9 +24,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-crds: $(STAMP)  ## regenerate the CRD from the pydantic models, and the RBAC from the kinds table
+# regenerate the CRD from the pydantic models and the RBAC from the kinds table, for manifests/
+# and for the Helm chart
+crds: $(STAMP)
 	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
+	cp crds/resilientservices.resilience.dev.yaml $(CHART)/crds/
 	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
+	$(BIN)/python -m resilient_operator.kube.rbac --chart > $(CHART)/files/rbac-reconcile.yaml
 
 # the krew archive of kubectl rsvc (dist/krew/) and plugins/krew/rsvc.yaml with its sha256; set
 # KREW_URL_BASE to where releases are published (the archive is expected at

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The manifest tools, built from Go modules with the ordinary `go` client and cached by version
-# (the same way e2e/cluster.sh builds the local cluster): helm, kubeconform, kube-score and krew's
-# manifest validator.
+# (the same way e2e/cluster.sh builds the local cluster): helm, kustomize (the version kubectl
+# v1.35 embeds, so `make lint` renders manifests/ without a cluster's kubectl), kubeconform,
+# kube-score and krew's manifest validator.
 #
 #   e2e/tools.sh build NAME   build NAME unless it is cached; print the binary's path (idempotent)
 #   e2e/tools.sh path NAME    print the path NAME is (or would be) built to
@@ -13,6 +14,7 @@
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.7.1}
 KUBECONFORM_VERSION=${KUBECONFORM_VERSION:-v0.8.0}
 KUBE_SCORE_VERSION=${KUBE_SCORE_VERSION:-v1.20.0}
 KREW_VERSION=${KREW_VERSION:-v0.4.3}
@@ -28,8 +30,16 @@ log() { printf '[tools] %s\n' "$*" >&2; }
 spec() {
   case $1 in
     helm)
+      # the Kubernetes version helm assumes without a cluster (helm template, helm lint): its
+      # Makefile sets it from the client-go of its go.mod (v0.37 for v3.22.0), else it is 1.20
+      local k="-X helm.sh/helm/v3/pkg/chartutil.k8sVersion"
+      local l="-X helm.sh/helm/v3/pkg/lint/rules.k8sVersion"
       echo "$HELM_VERSION helm.sh/helm/v3/cmd/helm helm" \
-        "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+        "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+        "${k}Major=1 ${k}Minor=37 ${l}Major=1 ${l}Minor=37" ;;
+    kustomize)
+      echo "$KUSTOMIZE_VERSION sigs.k8s.io/kustomize/kustomize/v5 kustomize" \
+        "-X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$KUSTOMIZE_VERSION" ;;
     kubeconform)
       echo "$KUBECONFORM_VERSION github.com/yannh/kubeconform/cmd/kubeconform kubeconform" \
         "-X main.version=$KUBECONFORM_VERSION" ;;
@@ -39,18 +49,21 @@ spec() {
     validate-krew-manifest)
       echo "$KREW_VERSION sigs.k8s.io/krew/cmd/validate-krew-manifest validate-krew-manifest" \
         "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" ;;
-    *) log "unknown tool: $1 (helm, kubeconform, kube-score, validate-krew-manifest)"; exit 2 ;;
+    *) log "unknown tool: $1 (helm kustomize kubeconform kube-score validate-krew-manifest)"
+       exit 2 ;;
   esac
 }
 
 path_of() {
   local version pkg bin ldflags
+  spec "$1" >/dev/null || exit 2
   read -r version pkg bin ldflags <<<"$(spec "$1")"
   echo "$TOOLS/$1/$version/$bin"
 }
 
 build_tool() {
   local version pkg bin ldflags
+  spec "$1" >/dev/null || exit 2
   read -r version pkg bin ldflags <<<"$(spec "$1")"
   local dir=$TOOLS/$1/$version
   if [ ! -x "$dir/$bin" ]; then
@@ -73,7 +86,7 @@ case ${1:-} in
   build) [ $# -eq 2 ] || { log "usage: $0 build NAME"; exit 2; }; build_tool "$2" ;;
   path) [ $# -eq 2 ] || { log "usage: $0 path NAME"; exit 2; }; path_of "$2" ;;
   versions)
-    for t in helm kubeconform kube-score validate-krew-manifest; do
+    for t in helm kustomize kubeconform kube-score validate-krew-manifest; do
       echo "$t $(spec "$t" | cut -d' ' -f1)"
     done ;;
   *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
