@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 CHART := charts/resilient-operator
 
-.PHONY: help venv crds krew lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+.PHONY: help venv crds krew schemas lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -39,11 +39,21 @@ KREW_URL_BASE ?= https://github.com/resilient-operator/resilient-operator/releas
 krew: $(STAMP)
 	$(BIN)/python plugins/krew/build.py dist/krew $(KREW_URL_BASE)
 
+# kubeconform's schemas of the built-in kinds we use, from the API server's own OpenAPI (the
+# cluster of KUBECONFIG, else the local one); committed, so make lint needs no cluster
+schemas: $(STAMP)
+	bash e2e/with-cluster.sh --stop -- bash -c \
+	  'rm -f schemas/*.json && $(BIN)/python e2e/kube_schemas.py cluster schemas'
+
+# ruff, mypy, import contracts, hadolint; then e2e/validate.sh: helm lint, kubeconform and
+# kube-score on manifests/, overlays, samples and the chart, krew's manifest check (the tools are
+# built from Go modules on first use)
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests e2e plugins $(wildcard bench)
 	$(BIN)/mypy
 	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
+	PYTHON=$(BIN)/python bash e2e/validate.sh
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests
