@@ -2,7 +2,7 @@
 # The manifest tools, built from Go modules with the ordinary `go` client and cached by version
 # (the same way e2e/cluster.sh builds the local cluster): helm, kustomize (the version kubectl
 # v1.35 embeds, so `make lint` renders manifests/ without a cluster's kubectl), kubeconform,
-# kube-score and krew's manifest validator.
+# kube-score, krew and its manifest validator.
 #
 #   e2e/tools.sh build NAME   build NAME unless it is cached; print the binary's path (idempotent)
 #   e2e/tools.sh path NAME    print the path NAME is (or would be) built to
@@ -49,8 +49,10 @@ spec() {
     validate-krew-manifest)
       echo "$KREW_VERSION sigs.k8s.io/krew/cmd/validate-krew-manifest validate-krew-manifest" \
         "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" ;;
-    *) log "unknown tool: $1 (helm kustomize kubeconform kube-score validate-krew-manifest)"
-       exit 2 ;;
+    krew)
+      echo "$KREW_VERSION sigs.k8s.io/krew/cmd/krew krew" \
+        "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" ;;
+    *) log "unknown tool: $1 (see: $0 versions)"; exit 2 ;;
   esac
 }
 
@@ -86,7 +88,7 @@ case ${1:-} in
   build) [ $# -eq 2 ] || { log "usage: $0 build NAME"; exit 2; }; build_tool "$2" ;;
   path) [ $# -eq 2 ] || { log "usage: $0 path NAME"; exit 2; }; path_of "$2" ;;
   versions)
-    for t in helm kustomize kubeconform kube-score validate-krew-manifest; do
+    for t in helm kustomize kubeconform kube-score validate-krew-manifest krew; do
       echo "$t $(spec "$t" | cut -d' ' -f1)"
     done ;;
   *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -78,7 +78,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build(dist: Path, url_base: str) -> Path:
+def build(dist: Path, url_base: str, manifest_path: Path = MANIFEST) -> Path:
+    """The archive in ``dist``, and its manifest written to ``manifest_path``."""
     v = version()
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,10 +93,10 @@ def build(dist: Path, url_base: str) -> Path:
             _add(tar, wheel.name, wheel.read_bytes(), 0o644)
     sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
     uri = f"{url_base.rstrip('/')}/v{v}/{archive.name}"
-    MANIFEST.write_text("# The krew manifest of kubectl rsvc, written by `make krew` (plugins/krew/"
-                        "build.py)\n# with the sha256 of the archive it built.\n"
-                        + yaml.dump(manifest(v, uri, sha256), Dumper=_Dumper, sort_keys=False,
-                                    width=100))
+    head = ("# The krew manifest of kubectl rsvc, written by `make krew` (plugins/krew/build.py)\n"
+            "# with the sha256 of the archive it built.\n")
+    body = yaml.dump(manifest(v, uri, sha256), Dumper=_Dumper, sort_keys=False, width=100)
+    manifest_path.write_text(head + body)
     return archive
 
 
