@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 CHART := charts/resilient-operator
 
-.PHONY: help venv crds krew schemas lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+.PHONY: help venv crds chart krew schemas lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -24,13 +24,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# regenerate the CRD from the pydantic models and the RBAC from the kinds table, for manifests/
-# and for the Helm chart
+# regenerate the CRD from the pydantic models and the RBAC from the kinds table (then the chart's
+# copies)
 crds: $(STAMP)
 	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
-	cp crds/resilientservices.resilience.dev.yaml $(CHART)/crds/
 	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
+	$(MAKE) --no-print-directory chart
+
+# the files the Helm chart shares with crds/, the kinds table and manifests/overlays/prometheus
+# (tests/test_chart.py fails when they differ)
+chart: $(STAMP)
+	cp crds/resilientservices.resilience.dev.yaml $(CHART)/crds/
 	$(BIN)/python -m resilient_operator.kube.rbac --chart > $(CHART)/files/rbac-reconcile.yaml
+	rm -rf $(CHART)/files/prometheus && mkdir -p $(CHART)/files/prometheus
+	cd manifests/overlays/prometheus && cp $$(ls *.yaml *.json 2>/dev/null | \
+	  grep -vx kustomization.yaml) $(CURDIR)/$(CHART)/files/prometheus/
 
 # the krew archive of kubectl rsvc (dist/krew/) and plugins/krew/rsvc.yaml with its sha256; set
 # KREW_URL_BASE to where releases are published (the archive is expected at

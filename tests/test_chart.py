@@ -83,24 +83,37 @@ def test_watched_namespaces_render_the_namespaced_overlay():
     assert_same(template("watchNamespaces={apps}"), without_namespace(overlay))
 
 
+PROMETHEUS = ["metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true",
+              "metrics.prometheusRule.enabled=true", "metrics.dashboard.enabled=true"]
+
+
 def test_prometheus_values_render_the_prometheus_overlay():
     overlay = kustomize("manifests/overlays/prometheus")
-    chart = template("metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")
-    assert_same(chart, without_namespace(overlay))
+    assert_same(template(*PROMETHEUS), without_namespace(overlay))
 
 
 def test_prometheus_rule_templates_reach_prometheus_untouched():
-    rule = template("metrics.prometheusRule.enabled=true")[
-        ("PrometheusRule", NAMESPACE, RELEASE)]
-    summaries = [r["annotations"]["summary"] for r in rule["spec"]["groups"][0]["rules"]]
-    assert summaries[0] == "Healing of {{ $labels.namespace }}/{{ $labels.service }} is suspended"
-    assert "{{ $labels.namespace }}/{{ $labels.service }}" in summaries[1]
+    rule = next(o for k, o in template(*PROMETHEUS).items() if k[0] == "PrometheusRule")
+    annotations = [v for group in rule["spec"]["groups"] for r in group["rules"]
+                   for v in (r.get("annotations") or {}).values()]
+    assert any("{{ $labels.namespace }}" in text for text in annotations), annotations
+
+
+def test_the_prometheus_objects_follow_the_release():
+    found = template(*PROMETHEUS, "fullnameOverride=ops", "commonLabels.team=platform",
+                     "metrics.prometheusRule.labels.release=prometheus")
+    monitor = next(o for k, o in found.items() if k[0] == "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "ops"}
+    rule = next(o for k, o in found.items() if k[0] == "PrometheusRule")
+    labels = rule["metadata"]["labels"]
+    assert labels["team"] == "platform" and labels["release"] == "prometheus"
+    assert all(k[1] in ("", NAMESPACE) for k in found)
 
 
 def test_every_option_renders_and_the_namespaced_roles_follow_the_kinds_table():
-    found = template("watchNamespaces={apps,shop}", "metrics.podMonitor.enabled=true",
-                     "replicaCount=3", "workers=8", "verbose=true", "metrics.port=9090",
-                     "fullnameOverride=ops", "image.digest=sha256:" + "0" * 64)
+    found = template("watchNamespaces={apps,shop}", "replicaCount=3", "workers=8",
+                     "verbose=true", "metrics.port=9090", "fullnameOverride=ops",
+                     "image.digest=sha256:" + "0" * 64)
     for ns in ("apps", "shop"):
         role = found[("Role", ns, "ops-reconcile")]
         assert role["rules"] == rbac.rules(namespaced=True)
@@ -116,7 +129,6 @@ def test_every_option_renders_and_the_namespaced_roles_follow_the_kinds_table():
                                  "--workers=8", "--verbose"]
     assert container["image"] == "resilient-operator@sha256:" + "0" * 64
     assert container["ports"][0] == {"name": "metrics", "containerPort": 9090}
-    assert ("PodMonitor", NAMESPACE, "ops") in found
 
 
 def test_values_are_checked():
@@ -138,11 +150,16 @@ def test_helm_lint_strict_passes():
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_generated_chart_files_are_up_to_date():
+def test_the_files_the_chart_shares_are_up_to_date():
     assert (CHART / "crds/resilientservices.resilience.dev.yaml").read_text() == \
-        (ROOT / "crds/resilientservices.resilience.dev.yaml").read_text(), "run `make crds`"
+        (ROOT / "crds/resilientservices.resilience.dev.yaml").read_text(), "run `make chart`"
     assert (CHART / "files/rbac-reconcile.yaml").read_text() == rbac.chart_rules(), \
-        "run `make crds`"
+        "run `make chart`"
+    overlay = ROOT / "manifests/overlays/prometheus"
+    shared = {p.name: p.read_text() for p in [*overlay.glob("*.yaml"), *overlay.glob("*.json")]
+              if p.name != "kustomization.yaml"}
+    copied = {p.name: p.read_text() for p in (CHART / "files/prometheus").iterdir()}
+    assert copied == shared, "run `make chart`"
 
 
 def test_chart_versions_follow_the_operator():
