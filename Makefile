@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
+CHART := charts/resilient-operator
 
-.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
+.PHONY: help venv crds chart krew schemas lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -23,15 +24,44 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-crds: $(STAMP)  ## regenerate the CRD from the pydantic models, and the RBAC from the kinds table
+# regenerate the CRD from the pydantic models and the RBAC from the kinds table (then the chart's
+# copies)
+crds: $(STAMP)
 	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
 	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
+	$(MAKE) --no-print-directory chart
 
+# the files the Helm chart shares with crds/, the kinds table and manifests/overlays/prometheus
+# (tests/test_chart.py fails when they differ)
+chart: $(STAMP)
+	cp crds/resilientservices.resilience.dev.yaml $(CHART)/crds/
+	$(BIN)/python -m resilient_operator.kube.rbac --chart > $(CHART)/files/rbac-reconcile.yaml
+	rm -rf $(CHART)/files/prometheus && mkdir -p $(CHART)/files/prometheus
+	cd manifests/overlays/prometheus && cp $$(ls *.yaml *.json 2>/dev/null | \
+	  grep -vx kustomization.yaml) $(CURDIR)/$(CHART)/files/prometheus/
+
+# the krew archive of kubectl rsvc (dist/krew/) and plugins/krew/rsvc.yaml with its sha256; set
+# KREW_URL_BASE to where releases are published (the archive is expected at
+# $(KREW_URL_BASE)/v<version>/kubectl-rsvc-v<version>.tar.gz)
+KREW_URL_BASE ?= https://github.com/resilient-operator/resilient-operator/releases/download
+krew: $(STAMP)
+	$(BIN)/python plugins/krew/build.py dist/krew $(KREW_URL_BASE)
+
+# kubeconform's schemas of the built-in kinds we use, from the API server's own OpenAPI (the
+# cluster of KUBECONFIG, else the local one); committed, so make lint needs no cluster
+schemas: $(STAMP)
+	bash e2e/with-cluster.sh --stop -- bash -c \
+	  'rm -f schemas/*.json && $(BIN)/python e2e/kube_schemas.py cluster schemas'
+
+# ruff, mypy, import contracts, hadolint; then e2e/validate.sh: helm lint, kubeconform and
+# kube-score on manifests/, overlays, samples and the chart, krew's manifest check (the tools are
+# built from Go modules on first use)
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e $(wildcard bench)
+	$(BIN)/ruff check operator tests e2e plugins $(wildcard bench)
 	$(BIN)/mypy
 	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
+	PYTHON=$(BIN)/python bash e2e/validate.sh
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests

@@ -162,3 +162,28 @@ def test_status_of_a_missing_resource_is_one_clear_line(ns: str) -> None:
                          text=True, timeout=60, env=env)
     assert via.returncode == 1 and via.stderr == done.stderr, shown(via)
     assert kubectl("get", "rsvc", "-n", ns, "-o", "name").stdout == ""
+
+
+def test_version_names_the_served_crd_and_the_operator_deployment(ns: str) -> None:
+    # given an operator Deployment, labelled as every install labels it
+    apply({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "resilient-operator", "namespace": ns,
+                        "labels": {"app.kubernetes.io/part-of": "resilient-operator"}},
+           "spec": {"replicas": 1,
+                    "selector": {"matchLabels": {"app": "version-probe"}},
+                    "template": {"metadata": {"labels": {"app": "version-probe"}},
+                                 "spec": {"containers": [{
+                                     "name": "operator",
+                                     "image": "registry.example/resilient-operator:9.8.7"}]}}}},
+          ns)
+    # when the plugin is asked for versions
+    done = plugin("version")
+    # then it names itself, the CRD versions the API server serves, and that operator
+    assert done.returncode == 0, shown(done)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Plugin:      kubectl-rsvc "), shown(done)
+    assert "CRD:         resilientservices.resilience.dev served: v1alpha1" in lines, shown(done)
+    assert (f"9.8.7 ({ns}/resilient-operator: image registry.example/resilient-operator:9.8.7, "
+            in done.stdout), shown(done)
+    # and --help describes it
+    assert "--client" in plugin("version", "--help").stdout

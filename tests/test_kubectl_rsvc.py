@@ -276,3 +276,76 @@ def test_durations_are_accepted_for_timeouts():
     args = cli.parser().parse_args(["status", "web", "--watch", "--timeout", "2m"])
     assert args.watch and args.timeout == 120
     assert cli.parser().parse_args(["status", "web", "--timeout", "90"]).timeout == 90
+
+
+COMMANDS = ["status", "promote", "abort", "retry", "pause", "resume", "version"]
+
+
+def test_every_command_has_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    top = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in top
+        with pytest.raises(SystemExit) as done:
+            cli.main([command, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: kubectl rsvc {command}"), text
+        assert "--kubeconfig" in text and "--context" in text, command
+
+
+def test_image_version_is_the_tag():
+    assert cli.image_version("resilient-operator:0.1.0") == "0.1.0"
+    assert cli.image_version("registry:5000/team/resilient-operator:1.2.3@sha256:ab") == "1.2.3"
+    assert cli.image_version("registry:5000/resilient-operator") is None
+    assert cli.image_version("resilient-operator@sha256:abcd") is None
+
+
+def deployment(image: str, labels: dict[str, str] | None = None, ready: int = 2):
+    return {"metadata": {"name": "resilient-operator", "namespace": "resilient-system",
+                         "labels": labels or {}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": image}]}}},
+            "status": {"readyReplicas": ready}}
+
+
+def test_version_names_the_plugin_the_served_crd_versions_and_each_operator():
+    group = {"name": "resilience.dev", "versions": [{"version": "v1alpha1"}],
+             "preferredVersion": {"version": "v1alpha1"}}
+    text = cli.format_version("0.1.0", group, [deployment("resilient-operator:0.1.0")])
+    assert text.splitlines() == [
+        "Plugin:      kubectl-rsvc 0.1.0 (speaks resilience.dev/v1alpha1)",
+        "CRD:         resilientservices.resilience.dev served: v1alpha1",
+        "Operator:    0.1.0 (resilient-system/resilient-operator: image "
+        "resilient-operator:0.1.0, 2/2 ready)",
+    ]
+    # the version label wins over the tag; a digest-only image has no tag
+    labelled = deployment("r@sha256:ab", {"app.kubernetes.io/version": "0.2.0"}, ready=1)
+    assert "0.2.0 (resilient-system/resilient-operator: image r@sha256:ab, 1/2 ready)" in \
+        cli.format_version("0.1.0", group, [labelled])
+    assert "unknown (" in cli.format_version("0.1.0", group, [deployment("r@sha256:ab")])
+
+
+def test_version_says_what_it_could_not_find():
+    newer = {"versions": [{"version": "v1beta1"}, {"version": "v1alpha1"}],
+             "preferredVersion": {"version": "v1beta1"}}
+    assert "served: v1beta1, v1alpha1 (preferred v1beta1)" in \
+        cli.format_version("0.1.0", newer, [])
+    moved = {"versions": [{"version": "v1"}], "preferredVersion": {"version": "v1"}}
+    assert "this plugin needs v1alpha1" in cli.format_version("0.1.0", moved, [])
+    text = cli.format_version("0.1.0", "not installed: the API server does not serve "
+                              "resilience.dev", "unknown: you may not list Deployments")
+    assert "CRD:         not installed" in text
+    assert "Operator:    unknown: you may not list Deployments" in text
+    assert "no Deployment labelled app.kubernetes.io/part-of=resilient-operator" in \
+        cli.format_version("0.1.0", newer, [])
+
+
+def test_version_client_needs_no_cluster(monkeypatch, capsys):
+    def no_cluster(*_: Any) -> None:
+        raise AssertionError("version --client contacted the cluster")
+
+    monkeypatch.setattr(cli, "connect", no_cluster)
+    assert cli.main(["version", "--client"]) == 0
+    assert capsys.readouterr().out == f"kubectl-rsvc {cli.plugin_version()}\n"

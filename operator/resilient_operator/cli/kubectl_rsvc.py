@@ -7,6 +7,7 @@ Installed as the console script ``kubectl-rsvc``, so kubectl runs it as a plugin
     kubectl rsvc abort web                              # back to the stable revision
     kubectl rsvc retry web                              # try an aborted template again
     kubectl rsvc pause web | resume web                 # spec.rollout.paused
+    kubectl rsvc version [--client]                     # plugin, CRD and operator versions
 
 promote, abort and retry set the annotation resilience.dev/<command> to a fresh token; the
 operator acts once per token and acknowledges it in status.rollout.commands (or posts a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import io
 import json
 import math
@@ -79,6 +81,10 @@ REQUEST_TIMEOUT = 30.0  # seconds for one plain request
 WATCH_CHUNK = 300.0  # seconds one watch request lasts before it is renewed
 EVENT_WAIT = 3.0  # seconds to wait for a CommandIgnored event after an acknowledgement
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+DISTRIBUTION = "resilient-operator"
+# every install (manifests/ and the Helm chart) labels the operator's Deployment so
+OPERATOR_SELECTOR = "app.kubernetes.io/part-of=resilient-operator"
+OPERATOR_NAMESPACE = "resilient-system"  # where to look when listing all namespaces is forbidden
 
 
 class CliError(Exception):
@@ -409,6 +415,67 @@ def new_token(full: bool = False) -> str:
     return f"{PROMOTE_FULL_PREFIX if full else ''}{stamp}-{secrets.token_hex(4)}"
 
 
+# -- versions ----------------------------------------------------------------------------------
+
+
+def plugin_version() -> str:
+    """The version of the installed plugin (the resilient-operator distribution)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed as a distribution)"
+
+
+def image_version(image: str) -> str | None:
+    """The tag of an image reference (``repo/x:0.1.0@sha256:...`` -> ``0.1.0``), if any."""
+    name = image.split("@", 1)[0]
+    tail = name.rsplit("/", 1)[-1]
+    return tail.rsplit(":", 1)[1] if ":" in tail else None
+
+
+def operator_line(deployment: Mapping[str, Any]) -> str:
+    """One operator Deployment: its version (label app.kubernetes.io/version, else the image's
+    tag), where it runs and how many replicas are ready."""
+    meta = deployment.get("metadata") or {}
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {})
+                  .get("containers") or [])
+    image = str((containers[0] if containers else {}).get("image") or "?")
+    version = (meta.get("labels") or {}).get("app.kubernetes.io/version") or image_version(image)
+    status = deployment.get("status") or {}
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    ready = f"{status.get('readyReplicas') or 0}/{wanted}"
+    return (f"{version or 'unknown'} ({meta.get('namespace', '?')}/{meta.get('name', '?')}: "
+            f"image {image}, {ready} ready)")
+
+
+def format_version(plugin: str, group: Mapping[str, Any] | str,
+                   operators: Sequence[Mapping[str, Any]] | str) -> str:
+    """`kubectl rsvc version`: the plugin's version, the versions of resilience.dev the API server
+    serves (its discovery document, or why there is none) and the operator Deployments found
+    (or why none)."""
+    lines = [_label("Plugin", f"kubectl-rsvc {plugin} (speaks {GROUP}/{VERSION})")]
+    if isinstance(group, str):
+        lines.append(_label("CRD", group))
+    else:
+        served = [v.get("version") for v in group.get("versions") or []]
+        preferred = (group.get("preferredVersion") or {}).get("version")
+        text = f"{PLURAL}.{GROUP} served: {', '.join(map(str, served)) or 'none'}"
+        if preferred and len(served) > 1:
+            text += f" (preferred {preferred})"
+        if VERSION not in served:
+            text += f"; this plugin needs {VERSION}"
+        lines.append(_label("CRD", text))
+    if isinstance(operators, str):
+        lines.append(_label("Operator", operators))
+    elif not operators:
+        lines.append(_label("Operator", f"no Deployment labelled {OPERATOR_SELECTOR} found "
+                                        "(it may run outside the cluster)"))
+    else:
+        lines.extend(_label("Operator" if i == 0 else "", operator_line(d))
+                     for i, d in enumerate(operators))
+    return "\n".join(lines)
+
+
 # -- the API -----------------------------------------------------------------------------------
 
 
@@ -432,8 +499,43 @@ class Kube:
 
     def __init__(self, api_client: Any, namespace: str) -> None:
         self.namespace = namespace
+        self.api_client = api_client
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
+
+    def api_group(self) -> Obj | str:
+        """The API server's discovery document of resilience.dev, or why there is none."""
+        try:
+            found = client.ApisApi(self.api_client).get_api_versions(
+                _request_timeout=REQUEST_TIMEOUT)
+        except client.ApiException as e:
+            raise self.error(e, GROUP) from None
+        groups = self.api_client.sanitize_for_serialization(found).get("groups") or []
+        group = next((g for g in groups if g.get("name") == GROUP), None)
+        if group is None:
+            return f"not installed: the API server does not serve {GROUP}"
+        return _as_obj(group)
+
+    def operators(self) -> list[Obj] | str:
+        """The operator's Deployments (all namespaces, else resilient-system), or why not."""
+        apps = client.AppsV1Api(self.api_client)
+        try:
+            found = apps.list_deployment_for_all_namespaces(
+                label_selector=OPERATOR_SELECTOR, _request_timeout=REQUEST_TIMEOUT)
+        except client.ApiException as e:
+            if e.status != 403:
+                raise self.error(e, "") from None
+            try:
+                found = apps.list_namespaced_deployment(
+                    OPERATOR_NAMESPACE, label_selector=OPERATOR_SELECTOR,
+                    _request_timeout=REQUEST_TIMEOUT)
+            except client.ApiException as e2:
+                if e2.status != 403:
+                    raise self.error(e2, "") from None
+                return "unknown: you may not list Deployments (forbidden)"
+        items = self.api_client.sanitize_for_serialization(found).get("items") or []
+        return sorted(items, key=lambda d: (d["metadata"].get("namespace", ""),
+                                            d["metadata"].get("name", "")))
 
     def error(self, e: client.ApiException, name: str) -> CliError:
         body = _body(e)
@@ -675,6 +777,11 @@ def cmd_pause(kube: Kube, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_version(kube: Kube, args: argparse.Namespace) -> int:
+    print(format_version(plugin_version(), kube.api_group(), kube.operators()))
+    return EXIT_OK
+
+
 def seconds(text: str) -> float:
     """A number of seconds, or a duration such as 90s, 5m, 1h30m."""
     try:
@@ -742,6 +849,16 @@ def parser() -> argparse.ArgumentParser:
                            description=f"{text[0].upper()}{text[1:]}.")
         p.add_argument("name", metavar="NAME", help="the ResilientService")
         p.set_defaults(run=cmd_pause)
+
+    version = sub.add_parser(
+        "version", parents=[common], help="print the plugin's, the CRD's and the operator's "
+        "versions", description="Print the version of this plugin, the versions of "
+        f"{PLURAL}.{GROUP} the API server serves, and the version of each operator Deployment "
+        f"(labelled {OPERATOR_SELECTOR}: the image's tag, or its app.kubernetes.io/version "
+        "label) with its ready replicas.")
+    version.add_argument("--client", action="store_true",
+                         help="print the plugin's version only; do not contact the cluster")
+    version.set_defaults(run=cmd_version)
     return top
 
 
@@ -762,6 +879,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if isinstance(sys.stdout, io.TextIOWrapper):  # marks survive a non-UTF-8 terminal
         sys.stdout.reconfigure(errors="replace")
+    if args.command == "version" and args.client:
+        print(f"kubectl-rsvc {plugin_version()}")
+        return EXIT_OK
     api_client = None
     try:
         api_client, namespace = connect(getattr(args, "kubeconfig", None),

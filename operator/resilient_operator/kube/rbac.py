@@ -1,7 +1,9 @@
 """The operator's reconcile RBAC, generated from the kinds table (kube/kinds.py), so what the
 code touches and what the manifests grant cannot drift apart (a unit test compares them).
 
-``python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml`` (``make rbac``).
+``python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml``, and with
+``--chart`` the same rules for the Helm chart (``charts/resilient-operator/files/``); ``make crds``
+writes both.
 """
 
 from __future__ import annotations
@@ -52,5 +54,17 @@ def manifest() -> str:
     return head + yaml.safe_dump_all([role, binding], sort_keys=False)
 
 
+def chart_rules() -> str:
+    """charts/resilient-operator/files/rbac-reconcile.yaml: the rules of a cluster-wide install,
+    of a Role per watched namespace, and of the cluster-scoped kinds a namespaced install still
+    reads cluster-wide."""
+    namespaced = rules(namespaced=True)
+    cluster_scoped = [r for r in rules() if r not in namespaced]
+    head = ("# The reconcile rules for the chart's templates, generated from kube/kinds.py by\n"
+            "# `make crds`; do not edit.\n")
+    return head + yaml.safe_dump({"cluster": rules(), "namespaced": namespaced,
+                                  "clusterScoped": cluster_scoped}, sort_keys=False)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(manifest())
+    sys.stdout.write(chart_rules() if sys.argv[1:] == ["--chart"] else manifest())

@@ -3,7 +3,8 @@
 pydantic's JSON schema is not a structural CRD schema as is: references are inlined, optional
 fields lose their ``anyOf`` with null, int-or-string unions become
 ``x-kubernetes-int-or-string``, open models become ``x-kubernetes-preserve-unknown-fields``,
-``const`` becomes ``enum`` and titles go.
+``const`` becomes ``enum`` and titles go. Every default stays (the API server fills it in), and
+the spec's descriptions say the type and default that ``kubectl explain`` does not show.
 
 Run ``python -m resilient_operator.crd > crds/resilientservices.yaml`` (``make crds``).
 """
@@ -74,6 +75,31 @@ def _structural(node: Any) -> Any:
     return {k: _structural(v) if k != "default" else v for k, v in node.items()}
 
 
+def _scalar(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _explained(node: Any) -> Any:
+    """Each field's description ends with what `kubectl explain` cannot show of a CRD field: an
+    int-or-string type (it prints <Object> for a field without ``type``) and the default (it
+    prints none)."""
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "properties" in node:
+        node["properties"] = {k: _explained(v) for k, v in node["properties"].items()}
+    if "items" in node:
+        node["items"] = _explained(node["items"])
+    notes = []
+    if node.get("x-kubernetes-int-or-string"):
+        notes.append("Type: <int-or-string>.")
+    if "default" in node and not isinstance(node["default"], dict | list):
+        notes.append(f"Default: {_scalar(node['default'])}.")
+    if notes and node.get("description"):
+        node["description"] = node["description"].rstrip() + "\n" + " ".join(notes)
+    return node
+
+
 def schema_of(model: type[models.BaseModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of a model, as a CRD needs it."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
@@ -108,7 +134,7 @@ PRINTER_COLUMNS = [
 
 def build_crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition object."""
-    spec_schema = schema_of(models.ResilientServiceSpec)
+    spec_schema = _explained(schema_of(models.ResilientServiceSpec))
     status_schema = schema_of(models.ResilientServiceStatus)
     spec_schema["description"] = models.ResilientServiceSpec.__doc__
     status_schema["description"] = models.ResilientServiceStatus.__doc__
