@@ -84,6 +84,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
 
 DURATION_SAMPLES = ["0s", "250ms", "1.5s", "90s", "1m30s", "10m", "1h30m", "2h", "24h"]
 valid_durations = st.one_of(durations, st.sampled_from(DURATION_SAMPLES))
+# timeouts after which healing or a rollout acts: at least 1s (zero would switch them off)
+valid_timeouts = st.one_of(durations, st.sampled_from(DURATION_SAMPLES[2:]))
 valid_percents = st.one_of(
     st.sampled_from(["0%", "1%", "9%", "10%", "99%", "100%"]),
     st.integers(0, 100).map(lambda p: f"{p}%"),
@@ -116,9 +118,9 @@ def rollout_steps(max_steps: int = 6) -> st.SearchStrategy[list[dict[str, Any]]]
 # a valid spec.healing: any subset of its fields
 healings = st.fixed_dictionaries({}, optional={
     "mode": st.sampled_from(["Enabled", "ObserveOnly", "Disabled"]),
-    "notReadyTimeout": valid_durations,
-    "restartWindow": valid_durations,
-    "nodeLostTimeout": valid_durations,
+    "notReadyTimeout": valid_timeouts,
+    "restartWindow": valid_timeouts,
+    "nodeLostTimeout": valid_timeouts,
     "cooldown": valid_durations,
     "maxRestarts": st.integers(1, 20),
     "maxConcurrent": valid_int_or_percent,
@@ -127,7 +129,7 @@ healings = st.fixed_dictionaries({}, optional={
 })
 rollout_healths = st.fixed_dictionaries({}, optional={
     "maxRestarts": st.integers(0, 5),
-    "notReadyTimeout": valid_durations,
+    "notReadyTimeout": valid_timeouts,
     "startTimeout": valid_durations,
     "oomKilled": st.sampled_from(["Abort", "Ignore"]),
 })
