@@ -247,8 +247,8 @@ metadata:
     topology.kubernetes.io/zone: $zone
     topology.kubernetes.io/region: local
 status:
-  allocatable: {cpu: "32", memory: 128Gi, pods: "1000"}
-  capacity: {cpu: "32", memory: 128Gi, pods: "1000"}
+  allocatable: {cpu: "32", memory: 128Gi, ephemeral-storage: 100Gi, pods: "1000"}
+  capacity: {cpu: "32", memory: 128Gi, ephemeral-storage: 100Gi, pods: "1000"}
 YAML
     done
   done

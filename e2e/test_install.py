@@ -82,6 +82,44 @@ def test_install_is_admitted_under_the_restricted_pod_security_standard(installe
     assert done.returncode != 0 and "violates PodSecurity" in done.stderr, done.stderr
 
 
+def operator_pods() -> list[dict]:
+    pods = get("pods", namespace=SYSTEM, selector="app.kubernetes.io/name=resilient-operator")
+    return [p for p in pods or [] if not p["metadata"].get("deletionTimestamp")]
+
+
+def placed(n: int) -> list[dict] | None:
+    pods = operator_pods()
+    return pods if len(pods) == n and all(p["spec"].get("nodeName") for p in pods) else None
+
+
+def zone_of(node: str) -> str:
+    return get("node", node)["metadata"]["labels"].get("topology.kubernetes.io/zone", "")
+
+
+def test_the_two_replicas_never_share_a_node_even_through_a_drain(installed: None) -> None:
+    # given the shipped Deployment's two replicas
+    kubectl("scale", "deployment", SA, "-n", SYSTEM, "--replicas=2")
+    drained = None
+    try:
+        pods = wait_for("2 operator pods scheduled", lambda: placed(2), timeout=60)
+        nodes = {p["spec"]["nodeName"] for p in pods}
+        assert len(nodes) == 2, "both replicas on one node"
+        record("operator replicas' zones", ", ".join(sorted(zone_of(n) for n in nodes)))
+        # when the node of one of them is drained (the PDB lets one go at a time)
+        drained = sorted(nodes)[0]
+        kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                "--timeout=60s", timeout=90)
+        # then its replacement lands on a third node, never beside the other replica
+        after = wait_for("the replacement scheduled", lambda: (p := placed(2)) and drained
+                         not in {x["spec"]["nodeName"] for x in p} and p, timeout=60)
+        now = {p["spec"]["nodeName"] for p in after}
+        assert len(now) == 2 and drained not in now, now
+    finally:
+        if drained:
+            kubectl("uncordon", drained, check=False)
+        kubectl("scale", "deployment", SA, "-n", SYSTEM, "--replicas=0", check=False)
+
+
 def test_overlays_build_and_the_namespaced_one_applies(installed: None) -> None:
     prometheus = kubectl("kustomize", str(ROOT / "manifests/overlays/prometheus")).stdout
     kinds = {d["kind"] for d in yaml.safe_load_all(prometheus) if d}
