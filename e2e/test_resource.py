@@ -374,3 +374,12 @@ def test_a_template_the_api_server_refuses_changes_no_child_and_is_reported(
     time.sleep(3)
     assert operator.metric("resilient_child_writes_total", kind="Deployment",
                            action="refused") <= applies + 1
+
+
+@pytest.mark.parametrize("name, ok", [("a" * 63, True), ("a" * 64, False), ("my.app", False),
+                                      ("9lives", False)])
+def test_names_that_cannot_name_a_service_are_refused(ns: str, name: str, ok: bool) -> None:
+    done = apply(rsvc(name), ns, check=False)
+    assert (done.returncode == 0) == ok, done.stderr
+    if not ok:
+        assert "metadata.name must be a DNS-1035 label" in done.stderr

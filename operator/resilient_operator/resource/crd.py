@@ -175,6 +175,8 @@ def build_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": models.ResilientService.__doc__,
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {"rule": models.NAME_RULE, "message": models.NAME_MESSAGE}],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version."},
                                 "kind": {"type": "string", "description": "Kind."},

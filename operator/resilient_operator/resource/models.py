@@ -28,6 +28,14 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "resilient-operator"
 MANAGED_LABELS = (LABEL_NAME, LABEL_INSTANCE, LABEL_MANAGED_BY)
 
+# the name becomes the Service's name and a label value: a DNS-1035 label
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH = 63
+NAME_RULE = (f"self.metadata.name.size() <= {NAME_MAX_LENGTH} && "
+             f"self.metadata.name.matches('{NAME_PATTERN}')")
+NAME_MESSAGE = ("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', "
+                f"starting with a letter) of at most {NAME_MAX_LENGTH} characters: it names the "
+                "Service and is the value of the app.kubernetes.io/instance label")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 PERCENT_PATTERN = r"^(100|[1-9]?[0-9])%$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
