@@ -10,8 +10,8 @@
 #                                   then print the engine. Idempotent: run twice, changes nothing.
 #
 # Why the configuration: podman's default OCI runtime (crun) is not usable on machines like
-# these, and its default ulimits (nofile=1048576) exceed the hard limit a sandbox may impose, so
-# every container would fail to start; runc and the host's own hard limit work. The storage
+# these, and its default ulimits (nofile=1048576, nproc) exceed the hard limits a sandbox may
+# impose, so every container would fail to start; runc and limits within the host's work. The storage
 # driver is overlay when a test mount of it succeeds here, else vfs (slower, always works).
 # `make image` and `make test-image` call `engine`; `.ci/run` calls `setup`. Nothing is installed
 # unless `setup` is asked for.
@@ -89,13 +89,17 @@ write_if_changed() {  # path, content: rewrite only when it differs
 
 configure_podman() {
   mkdir -p "$CONF_DIR"
-  local nofile nproc driver
-  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  local nofile nproc driver pid_max
+  # no more than the host's hard limits (without CAP_SYS_RESOURCE they cannot be raised), and
+  # no more processes than pid_max: podman's conmon runs with nproc lowered to it
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu); pid_max=$(cat /proc/sys/kernel/pid_max)
   [ "$nofile" = unlimited ] && nofile=1048576
-  [ "$nproc" = unlimited ] && nproc=65536
+  [ "$nofile" -le 1048576 ] || nofile=1048576
+  [ "$nproc" = unlimited ] && nproc=$pid_max
+  [ "$nproc" -le "$pid_max" ] || nproc=$pid_max
   write_if_changed "$CONF_DIR/containers.conf" "$MARK
 [containers]
-# the host's hard limits: podman's defaults may exceed them, and then no container starts
+# within the host's hard limits: podman's defaults exceed them, and then no container starts
 default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]
 [engine]
 runtime = \"runc\"
