@@ -50,7 +50,7 @@ else
   log "building a Debian $suite root filesystem with python$minor into $tarball"
   # no documentation, manuals or translations: the official slim image has none either
   # merged /usr set up by mmdebstrap's hook, not by the usrmerge package (which drags in perl)
-  mmdebstrap --variant=minbase --quiet --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+  mmdebstrap --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --format=tar --include=python3,python3-venv,ca-certificates,netbase,tzdata \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -61,7 +61,9 @@ else
     --customize-hook='find "$1"/usr/lib/python3* -name __pycache__ -prune -exec rm -rf {} +' \
     "$suite" "$tarball.partial" \
     "deb $MIRROR $suite main" "deb $MIRROR $suite-updates main" \
-    "deb $SECURITY_MIRROR $suite-security main"
+    "deb $SECURITY_MIRROR $suite-security main" >"$CACHE/mmdebstrap.log" 2>&1 ||
+    { tail -n 30 "$CACHE/mmdebstrap.log" >&2; log "mmdebstrap failed ($CACHE/mmdebstrap.log)"
+      rm -f "$tarball.partial"; exit 1; }
   mv "$tarball.partial" "$tarball"
 fi
 
