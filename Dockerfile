@@ -1,6 +1,6 @@
-# syntax=docker/dockerfile:1
 # The base: the official slim Python, or where no registry answers the same Python from Debian's
-# packages, built by e2e/offline-base.sh under this very name.
+# packages, built by e2e/offline-base.sh under this very name. (No `# syntax=` line: BuildKit's
+# built-in frontend has RUN --mount, and a machine without a registry could not pull another.)
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # Build: the operator and its dependencies installed into a virtualenv; the dependencies first,
