@@ -50,7 +50,7 @@ build() {
   "$engine" build "${args[@]}" -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" >&2
   local size
   size=$("$engine" image inspect --format '{{.Size}}' "$IMAGE")
-  log "built $IMAGE in $(( $(date +%s) - start )) s: $(( size / 1000000 )) MB"
+  log "built $IMAGE in $(( $(date +%s) - start )) s: $(( (size + 500000) / 1000000 )) MB"
   echo "$IMAGE"
 }
 

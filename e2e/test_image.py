@@ -158,9 +158,9 @@ def test_the_image_is_what_a_cluster_runs(engine: str, image: str) -> None:
                               " u.find_spec('pip') is not None)"],
                              capture_output=True, text=True, timeout=60)
     assert listing.stdout.split() == ["False", "False"], listing.stdout + listing.stderr
-    size = int(inspect["Size"])
-    (LOGS / "measurements.txt").open("a").write(
-        f"{time.strftime('%Y-%m-%dT%H:%M:%S')} image {image} size: {size / 1e6:.0f} MB\n")
+    with open(LOGS / "measurements.txt", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} image {image} size: "
+                f"{int(inspect['Size']) / 1e6:.1f} MB\n")
 
 
 def test_it_runs_non_root_read_only_without_capabilities(operator: ContainerOperator) -> None:
