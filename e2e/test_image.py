@@ -48,7 +48,7 @@ def engine() -> str:
     found = container_engine()
     if found is None:
         pytest.skip("no container engine can run containers here (no Docker daemon answers, "
-                    "podman is not set up): `bash e2e/container-setup.sh setup` sets one up")
+                    "podman is not set up): `make container-engine` sets one up, as root")
     return found
 
 
