@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 CHART := charts/resilient-operator
 
-.PHONY: help venv crds chart krew schemas lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
+.PHONY: help venv crds chart krew schemas lint unit e2e chaos test image test-image container-engine run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -75,6 +75,18 @@ chaos: $(STAMP)
 	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m chaos e2e
 
 test: lint unit e2e
+
+# the operator's image, with Docker where a daemon answers, else podman (make container-engine)
+image:
+	bash e2e/image.sh build
+
+# the image built and run by the engine against the cluster (make e2e runs it too, with the rest)
+test-image: $(STAMP)
+	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q e2e/test_image.py
+
+# installs and configures rootful podman (apt-get) unless a Docker daemon answers; CI runs it
+container-engine:
+	bash e2e/container-setup.sh setup
 
 run: $(STAMP)
 	bash e2e/with-cluster.sh -- $(MAKE) --no-print-directory run-here
