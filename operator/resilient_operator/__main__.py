@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="act only while holding the Lease (for more than one replica)")
     parser.add_argument("--lease-namespace", default=SETTINGS.lease_namespace)
     parser.add_argument("--workers", type=int, default=SETTINGS.workers)
+    parser.add_argument("--log-format", choices=["plain", "json"], default=SETTINGS.log_format,
+                        help="json: one JSON object a line, with namespace, service, pod and "
+                             "reason fields on every action (for log pipelines)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.lease_namespace = args.lease_namespace
     cfg.workers = args.workers
     cfg.namespaces = args.namespace
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON
+                   if args.log_format == "json" else kopf.LogFormat.PLAIN)
     for noisy in ("kopf.objects", "kopf._core.reactor.observation", "kopf.activities.startup"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     quiet_api_retries()

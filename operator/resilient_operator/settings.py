@@ -14,6 +14,7 @@ class Settings:
     metrics_port: int = int(os.environ.get("RESILIENT_METRICS_PORT", "8080"))
     metrics_address: str = os.environ.get("RESILIENT_METRICS_ADDRESS", "0.0.0.0")
     workers: int = int(os.environ.get("RESILIENT_WORKERS", "16"))
+    log_format: str = os.environ.get("RESILIENT_LOG_FORMAT", "plain")
     resync_seconds: float = float(os.environ.get("RESILIENT_RESYNC_SECONDS", "300"))
     # how often the API server's resourceVersion is compared with the highest seen (a restore
     # of etcd from a backup shows as a drop); one LIST of one object

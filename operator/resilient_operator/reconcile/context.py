@@ -77,7 +77,9 @@ class Context:
 
     def event(self, type_: str, reason: str, message: str) -> None:
         """Post an event on the resource (and log it)."""
-        log.info("%s/%s: %s: %s", self.namespace, self.name, reason, message)
+        log.info("%s/%s: %s: %s", self.namespace, self.name, reason, message, extra={
+            "namespace": self.namespace, "service": self.name, "reason": reason,
+            "event_type": type_})
         self.api.event(self.body, type_, reason, message, self.now)
 
     def event_once(self, key: str, reason: str, message: str, type_: str = WARNING) -> None:

@@ -240,7 +240,8 @@ def _act(ctx: Context, rep: healing.Replacement) -> str:
     metrics.REACTION_SECONDS.labels(rep.reason).observe(max(0.0, sent_at - rep.crossed))
     log.info("heal %s/%s pod=%s reason=%s result=%s unhealthy_since=%.3f crossed=%.3f "
              "sent=%.3f", ns, svc, pod.name, rep.reason, result, rep.since, rep.crossed,
-             sent_at)
+             sent_at, extra={"namespace": ns, "service": svc, "pod": pod.name,
+                             "reason": rep.reason, "result": result})
     if rep.reason == healing.NODE_LOST:
         node = f" from lost node {pod.node}" if pod.node else ""
         ctx.event(NORMAL, POD_MOVED,
