@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 
-.PHONY: help venv crds lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
+PROMTOOL = $$(bash $(CLUSTER) build-prometheus)/promtool
+
+.PHONY: help venv crds rules rules-test lint unit e2e chaos test run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -27,8 +29,19 @@ crds: $(STAMP)  ## regenerate the CRD from the pydantic models, and the RBAC fro
 	$(BIN)/python -m resilient_operator.resource.crd > crds/resilientservices.resilience.dev.yaml
 	$(BIN)/python -m resilient_operator.kube.rbac > manifests/base/rbac-reconcile.yaml
 
+# the PrometheusRule (from the plain rule files) and the Grafana dashboard of the prometheus overlay
+rules: $(STAMP)
+	$(BIN)/python hack/prometheusrule.py > manifests/overlays/prometheus/prometheusrule.yaml
+	$(BIN)/python hack/dashboard.py > manifests/overlays/prometheus/dashboard.json
+
+# promtool check and unit-test the rules (prometheus and promtool are built on first use)
+rules-test:
+	@promtool=$(PROMTOOL) && \
+	$$promtool check rules manifests/overlays/prometheus/rules/*.yaml && \
+	$$promtool test rules tests/rules/*.test.yaml
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e $(wildcard bench)
+	$(BIN)/ruff check operator tests e2e hack $(wildcard bench)
 	$(BIN)/mypy
 	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
@@ -44,7 +57,7 @@ e2e: $(STAMP)
 chaos: $(STAMP)
 	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m chaos e2e
 
-test: lint unit e2e
+test: lint unit rules-test e2e
 
 run: $(STAMP)
 	bash e2e/with-cluster.sh -- $(MAKE) --no-print-directory run-here

@@ -21,7 +21,8 @@ of ``manifests/overlays/prometheus/rules`` are loaded and evaluated every second
 
 Usage (``e2e/cluster.sh`` runs these):
 
-    prometheus.py up HOME BIN_DIR     start it unless it runs; print export lines (URL, targets)
+    prometheus.py up HOME BIN_DIR     start it unless it runs (the first time with a target for
+                                      `make run`'s operator, 127.0.0.1:8080); print export lines
     prometheus.py down HOME           stop it and remove its data
     prometheus.py status HOME         exit 0 and print its URL when it answers
     prometheus.py env HOME            print export lines when it runs
@@ -271,6 +272,8 @@ def main(argv: list[str]) -> int:
         return 2
     prom = Prometheus(argv[1], argv[2] if len(argv) > 2 else None)
     if argv[0] == "up":
+        # `make run` serves the operator's metrics on :8080
+        prom.add_target("resilient-operator", "run", "127.0.0.1:8080")
         try:
             prom.start()
         except PrometheusError as e:
