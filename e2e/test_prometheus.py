@@ -146,3 +146,31 @@ def test_no_operator_at_all_raises_the_no_leader_alert(prometheus: Prometheus) -
     finally:
         op.stop()
         prometheus.remove_target("resilient-operator", "no-leader")
+
+
+def test_an_aborted_rollout_fires_its_alert_at_once(
+        scraped_operator: Operator, prometheus: Prometheus, ns: str) -> None:
+    # given a canary service, scraped, that never aborted (no "aborted" series exists)
+    rollout = {"strategy": "Canary", "minReadySeconds": 1, "maxSurge": 1,
+               "steps": [{"setWeight": 34}, {"pause": {}}],
+               "health": {"maxRestarts": 1, "notReadyTimeout": "8s", "startTimeout": "30s"}}
+    apply(rsvc("web", 3, rollout=rollout, availability={"minAvailable": 2}), ns)
+    wait_for("3 ready pods", lambda: len(ready_pods(ns, "web")) == 3, timeout=60)
+    alert = f'alertname="ResilientRolloutAborted", namespace="{ns}", service="web"'
+    assert prometheus.query(f"ALERTS{{{alert}}}") == []
+
+    # when a release whose pods crash from the start is aborted
+    patch = {"spec": {"template": {"metadata": {"labels": {FAULT_POD: "crash-start"}},
+                                   "spec": {"containers": [{
+                                       "name": "app", "image": "registry.example/app:bad",
+                                       "resources": {"requests": {"cpu": "100m",
+                                                                  "memory": "64Mi"}}}]}}}}
+    kubectl("patch", "rsvc", "web", "-n", ns, "--type=merge", "-p", json.dumps(patch))
+    wait_for("the rollout aborted", lambda: ((get("rsvc", "web", ns) or {}).get(
+        "status", {}).get("rollout") or {}).get("phase") == "Aborted", timeout=60)
+
+    # then the alert fires within seconds, though the counter was born at 1 (increase() alone
+    # would see no increase)
+    prometheus.wait_value("the rollout-aborted alert firing",
+                          f'count(ALERTS{{{alert}, alertstate="firing"}})',
+                          lambda v: v == 1, timeout=15)
