@@ -165,21 +165,26 @@ build_metrics_server() {
 }
 
 # prometheus and promtool, without the web UI's assets (the API is all the tests use) and
-# without the cloud service discoveries (remove_all_sd: static and file discovery remain), which
-# halves the build. The Go module's go.mod has no replace directives: a plain `go install`.
+# without the cloud service discoveries (remove_all_sd: static and file discovery remain; the
+# Kubernetes one is put back for the pod relabelling of the PodMonitor), which halves the build.
+# The Go module's go.mod has no replace directives: a plain `go install`. The build tags are
+# recorded beside the binaries: a change of tags builds again.
+PROM_TAGS=remove_all_sd,enable_kubernetes_sd
 build_prometheus() {
-  [ -x "$PROM_BIN/prometheus" ] && [ -x "$PROM_BIN/promtool" ] && return 0
+  [ -x "$PROM_BIN/prometheus" ] && [ -x "$PROM_BIN/promtool" ] &&
+    [ "$(cat "$PROM_BIN/tags" 2>/dev/null)" = "$PROM_TAGS" ] && return 0
   need_go
   local mod_version
   mod_version="v0.$(echo "${PROMETHEUS_VERSION#v}" | awk -F. '{printf "%d%02d.%d", $1, $2, $3}')"
   log "building prometheus and promtool $PROMETHEUS_VERSION ($mod_version) into $PROM_BIN; a cold build takes several minutes"
   local v=github.com/prometheus/common/version start=$SECONDS
-  mkdir -p "$PROM_BIN.tmp"
-  GOBIN=$PROM_BIN.tmp go install -trimpath -tags remove_all_sd \
+  rm -rf "$PROM_BIN.tmp"; mkdir -p "$PROM_BIN.tmp"
+  GOBIN=$PROM_BIN.tmp go install -trimpath -tags "$PROM_TAGS" \
     -ldflags="-s -w -X $v.Version=${PROMETHEUS_VERSION#v} -X $v.Revision=$mod_version -X $v.Branch=$PROMETHEUS_VERSION -X $v.BuildUser=resilient-operator -X $v.BuildDate=19700101-00:00:00" \
     "github.com/prometheus/prometheus/cmd/prometheus@$mod_version" \
     "github.com/prometheus/prometheus/cmd/promtool@$mod_version"
-  mkdir -p "$PROM_BIN"; mv "$PROM_BIN.tmp"/* "$PROM_BIN"/; rmdir "$PROM_BIN.tmp"
+  echo "$PROM_TAGS" > "$PROM_BIN.tmp/tags"
+  mkdir -p "$PROM_BIN"; mv -f "$PROM_BIN.tmp"/* "$PROM_BIN"/; rmdir "$PROM_BIN.tmp"
   log "built prometheus and promtool in $((SECONDS - start)) s"
 }
 
@@ -378,7 +383,7 @@ prometheus_() {
     up)
       running || { echo "[cluster] cluster $CLUSTER_NAME is not running" >&2; return 1; }
       build_prometheus
-      "$PYTHON3" -I -S "$HERE/prometheus.py" up "$PROM_HOME" "$PROM_BIN" ;;
+      "$PYTHON3" -I -S "$HERE/prometheus.py" up "$PROM_HOME" "$PROM_BIN" "$KUBECONFIG_PATH" ;;
     down|status|env)
       [ -d "$PROM_HOME" ] || { [ "$verb" != status ] || echo "prometheus: not running"; return 0; }
       "$PYTHON3" -I -S "$HERE/prometheus.py" "$verb" "$PROM_HOME" ;;

@@ -278,7 +278,9 @@ def prometheus(cluster: None) -> Iterator[Prometheus]:
         pytest.skip("Prometheus could not be built from Go modules "
                     "(e2e/cluster.sh build-prometheus failed; its output says why)")
     home, own = _prometheus_home()
-    prom = Prometheus(home, done.stdout.strip().splitlines()[-1]).start()
+    # on the local cluster, also the "pods" job: the PodMonitor's relabelling at work
+    kubeconfig = None if own else os.environ["KUBECONFIG"]
+    prom = Prometheus(home, done.stdout.strip().splitlines()[-1], kubeconfig).start()
     yield prom
     if own:
         prom.down()

@@ -13,6 +13,8 @@ A Prometheus lives in a home directory (the local cluster's is ``<cluster>/prome
     home/targets/           file-based discovery: what it scrapes, every second
         operator-*.json       job "resilient-operator" (the operator's /metrics)
         fakeapp-*.json        job "fakeapp" (e2e/fakeapp.py; its labels are kept as exported)
+    and, given the cluster's kubeconfig, job "pods": the ResilientServices' pods, discovered and
+    relabelled as the PodMonitor of the prometheus overlay does (their addresses are not scraped)
     home/prometheus.log     its output
 
 Targets are added and removed by writing and deleting those files (``add_target``,
@@ -21,8 +23,9 @@ of ``manifests/overlays/prometheus/rules`` are loaded and evaluated every second
 
 Usage (``e2e/cluster.sh`` runs these):
 
-    prometheus.py up HOME BIN_DIR     start it unless it runs (the first time with a target for
-                                      `make run`'s operator, 127.0.0.1:8080); print export lines
+    prometheus.py up HOME BIN_DIR [KUBECONFIG]   start it unless it runs (with a target for
+                                      `make run`'s operator, 127.0.0.1:8080, and with KUBECONFIG
+                                      the "pods" job); print export lines
     prometheus.py down HOME           stop it and remove its data
     prometheus.py status HOME         exit 0 and print its URL when it answers
     prometheus.py env HOME            print export lines when it runs
@@ -53,6 +56,25 @@ JOBS = {
     "resilient-operator": ("operator-*.json", False),
     "fakeapp": ("fakeapp-*.json", True),
 }
+# The relabelling of manifests/overlays/prometheus/podmonitor.yaml, as a scrape config writes it
+# (tests/test_prometheus_rules.py checks the two agree): service and track labels from the pods'
+# labels, track "stable" when the pod has none.
+POD_RELABELING: list[dict[str, Any]] = [
+    {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+     "target_label": "service"},
+    {"source_labels": ["__meta_kubernetes_pod_label_resilience_dev_track"],
+     "regex": "(.+)", "target_label": "track"},
+    {"source_labels": ["__meta_kubernetes_pod_label_resilience_dev_track"],
+     "regex": "", "target_label": "track", "replacement": "stable"},
+]
+# What the Prometheus Operator adds to every PodMonitor target
+POD_MONITOR_LABELS: list[dict[str, Any]] = [
+    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+]
+# KWOK pods have made-up IPs that nothing answers on (and that must not be sent traffic): the
+# "pods" job shows the labels the relabelling gives each pod, and scrapes a closed local port.
+NOWHERE = "127.0.0.1:9"
 
 
 class PrometheusError(RuntimeError):
@@ -62,9 +84,11 @@ class PrometheusError(RuntimeError):
 class Prometheus:
     """One Prometheus server with its home directory (see the module docstring)."""
 
-    def __init__(self, home: Path | str, bin_dir: Path | str | None = None) -> None:
+    def __init__(self, home: Path | str, bin_dir: Path | str | None = None,
+                 kubeconfig: Path | str | None = None) -> None:
         self.home = Path(home)
         self.bin_dir = Path(bin_dir) if bin_dir else None
+        self.kubeconfig = Path(kubeconfig) if kubeconfig else None
         self.targets = self.home / "targets"
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -109,6 +133,19 @@ class Prometheus:
                 "honor_labels": honor_labels,
                 "file_sd_configs": [{"files": [str(self.targets / pattern)],
                                      "refresh_interval": "5s"}],
+            })
+        if self.kubeconfig is not None:
+            # the pods of every ResilientService, discovered like the PodMonitor discovers them
+            scrape_configs.append({
+                "job_name": "pods",
+                "scrape_interval": "1m",
+                "kubernetes_sd_configs": [{
+                    "role": "pod", "kubeconfig_file": str(self.kubeconfig),
+                    "selectors": [{"role": "pod",
+                                   "label": "app.kubernetes.io/managed-by=resilient-operator"}],
+                }],
+                "relabel_configs": [*POD_MONITOR_LABELS, *POD_RELABELING,
+                                    {"target_label": "__address__", "replacement": NOWHERE}],
             })
         return {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
@@ -270,7 +307,8 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in ("up", "down", "status", "env"):
         print(__doc__, file=sys.stderr)
         return 2
-    prom = Prometheus(argv[1], argv[2] if len(argv) > 2 else None)
+    prom = Prometheus(argv[1], argv[2] if len(argv) > 2 else None,
+                      argv[3] if len(argv) > 3 else None)
     if argv[0] == "up":
         # `make run` serves the operator's metrics on :8080
         prom.add_target("resilient-operator", "run", "127.0.0.1:8080")

@@ -93,6 +93,18 @@ def test_replica_ratio_becomes_traffic_share_and_a_bad_canarys_errors_are_its_ow
                                 lambda v: abs(v - 1 / 3) < 0.02, timeout=30)
     assert got == pytest.approx(1 / 3, abs=0.02)
 
+    # and the PodMonitor's relabelling, applied by Prometheus to the real pods, labels them so
+    if prometheus.kubeconfig is not None:  # the local cluster's Prometheus has the "pods" job
+        def pod_labels() -> dict[str, tuple[str, str]]:
+            return {t["labels"]["pod"]: (t["labels"].get("service"), t["labels"].get("track"))
+                    for t in prometheus.api("targets", state="active")["activeTargets"]
+                    if t["labels"].get("job") == "pods" and t["labels"].get("namespace") == ns}
+        tracks = {p["metadata"]["name"]: (p["metadata"]["labels"].get("resilience.dev/track")
+                                          or "stable") for p in ready_pods(ns, "web")}
+        wanted = {pod: ("web", track) for pod, track in tracks.items()}
+        wait_for("the pods relabelled by service and track",
+                 lambda: pod_labels() == wanted or False, timeout=30)
+
     # and the error ratio of the issue's analysis query is the canary's alone
     def error_ratio(track: str) -> str:
         sel = f'namespace="{ns}", service="web", track="{track}"'

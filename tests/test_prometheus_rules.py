@@ -112,3 +112,15 @@ def test_promtool_unit_tests_pass() -> None:
     done = subprocess.run([str(promtool()), "test", "rules", *tests],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_local_prometheus_relabels_pods_as_the_pod_monitor_does() -> None:
+    """e2e/prometheus.py's "pods" job (on the local cluster) stands for the PodMonitor."""
+    from e2e.prometheus import POD_RELABELING
+
+    monitor = yaml.safe_load((OVERLAY / "podmonitor.yaml").read_text())
+    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label", "regex": "regex",
+            "replacement": "replacement", "action": "action"}
+    shipped = [{keys[k]: v for k, v in r.items()}
+               for r in monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]]
+    assert shipped == POD_RELABELING
