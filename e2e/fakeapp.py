@@ -275,7 +275,7 @@ class PodWatch:
 
         while True:
             try:
-                body = json.loads(self._list().data)
+                body = json.loads(self._list(_request_timeout=(5, 60)).data)
                 pods = {}
                 for obj in body["items"]:
                     pod = Pod.from_object(obj)
@@ -294,8 +294,11 @@ class PodWatch:
                 time.sleep(1)
 
     def _watch(self, resource_version: str) -> None:
+        # the server ends the watch after 300 s; a connection that went silent (an API server
+        # outage) is given up 30 s later, and the pods are listed again
         resp = self._list(watch=True, resource_version=resource_version,
-                          allow_watch_bookmarks=True, timeout_seconds=300)
+                          allow_watch_bookmarks=True, timeout_seconds=300,
+                          _request_timeout=(5, 330))
         buf = b""
         for chunk in resp.stream(amt=65536, decode_content=True):
             buf += chunk
