@@ -34,7 +34,8 @@ rules: $(STAMP)
 	$(BIN)/python hack/prometheusrule.py > manifests/overlays/prometheus/prometheusrule.yaml
 	$(BIN)/python hack/dashboard.py > manifests/overlays/prometheus/dashboard.json
 
-# promtool check and unit-test the rules (prometheus and promtool are built on first use)
+# promtool check and unit-test the rules (prometheus and promtool are built on first use: before
+# the unit tests in `make test`, so theirs that need promtool run too)
 rules-test:
 	@promtool=$(PROMTOOL) && \
 	$$promtool check rules manifests/overlays/prometheus/rules/*.yaml && \
@@ -57,7 +58,7 @@ e2e: $(STAMP)
 chaos: $(STAMP)
 	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m chaos e2e
 
-test: lint unit rules-test e2e
+test: lint rules-test unit e2e
 
 run: $(STAMP)
 	bash e2e/with-cluster.sh -- $(MAKE) --no-print-directory run-here
