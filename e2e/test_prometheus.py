@@ -8,6 +8,7 @@ every second; the application is e2e/fakeapp.py, which plays every Ready pod.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,14 @@ def test_an_aborted_rollout_fires_its_alert_at_once(
     prometheus.wait_value("the rollout-aborted alert firing",
                           f'count(ALERTS{{{alert}, alertstate="firing"}})',
                           lambda v: v == 1, timeout=15)
+
+
+def test_prometheus_is_the_pinned_version_and_listens_on_loopback_only(
+        prometheus: Prometheus) -> None:
+    script = (ROOT / "e2e/cluster.sh").read_text()
+    pinned = re.search(r"^PROMETHEUS_VERSION=\$\{PROMETHEUS_VERSION:-(v[0-9.]+)\}", script, re.M)
+    assert pinned, "cluster.sh pins no Prometheus version"
+    assert "v" + prometheus.api("status/buildinfo")["version"] == pinned.group(1)
+    flags = prometheus.api("status/flags")
+    assert flags["web.listen-address"] == f"127.0.0.1:{prometheus.port}"
+    assert prometheus.api("status/config")["yaml"].count("scrape_interval: 1s") >= 1
