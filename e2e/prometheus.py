@@ -37,6 +37,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -156,6 +157,16 @@ class Prometheus:
 
     def start(self, timeout: float = 60) -> Prometheus:
         """Start the server unless it runs; wait until it is ready."""
+        try:
+            return self._start(timeout)
+        except PrometheusError as e:
+            if "address already in use" not in str(e):
+                raise
+        # the remembered port was taken while the server was down: choose another
+        (self.home / "port").unlink(missing_ok=True)
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> Prometheus:
         if self.pid() is None:
             if self.bin_dir is None:
                 raise PrometheusError("no Prometheus runs here and no binary was given")
@@ -210,9 +221,7 @@ class Prometheus:
         self.stop()
         for path in [*self.targets.glob("*.json"), self.home / "prometheus.pid"]:
             path.unlink(missing_ok=True)
-        data = self.home / "data"
-        if data.exists():
-            subprocess.run(["rm", "-rf", str(data)], check=False)
+        shutil.rmtree(self.home / "data", ignore_errors=True)
 
     def ready(self) -> bool:
         try:
