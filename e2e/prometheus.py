@@ -335,7 +335,8 @@ def main(argv: list[str]) -> int:
         if not prom.ready():
             print("prometheus: not running")
             return 1
-        print(f"prometheus: running at {prom.url} (pid {prom.pid()})")
+        # (one line after the component table of `cluster.sh status`, and unlike its rows)
+        print(f"prometheus at {prom.url}: running, pid {prom.pid()}")
     elif argv[0] == "env" and prom.ready():
         print(prom.env(), end="")
     return 0
