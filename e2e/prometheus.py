@@ -167,13 +167,17 @@ class Prometheus:
         return self._start(timeout)
 
     def _start(self, timeout: float) -> Prometheus:
+        proc: subprocess.Popen[bytes] | None = None
+        log_path = self.home / "prometheus.log"
+        offset = 0
         if self.pid() is None:
             if self.bin_dir is None:
                 raise PrometheusError("no Prometheus runs here and no binary was given")
             self.targets.mkdir(parents=True, exist_ok=True)
             # JSON is YAML: the configuration needs no YAML library
             (self.home / "prometheus.yml").write_text(json.dumps(self.config(), indent=1))
-            log = open(self.home / "prometheus.log", "ab")  # noqa: SIM115 - the process owns it
+            log = open(log_path, "ab")  # noqa: SIM115 - the process owns it
+            offset = log.tell()  # from here on: what this start writes, for an error message
             proc = subprocess.Popen(
                 [str(self.bin_dir / "prometheus"),
                  f"--config.file={self.home / 'prometheus.yml'}",
@@ -188,11 +192,17 @@ class Prometheus:
             (self.home / "prometheus.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while not self.ready():
-            if self.pid() is None:
-                raise PrometheusError(f"Prometheus exited; see {self.home / 'prometheus.log'}:\n"
-                                      + self.log_tail())
-            if time.monotonic() > deadline:
-                raise PrometheusError(f"Prometheus not ready after {timeout}s:\n" + self.log_tail())
+            exited = proc.poll() is not None if proc is not None else self.pid() is None
+            if exited or time.monotonic() > deadline:
+                if proc is not None and proc.poll() is None:
+                    proc.kill()  # never leave a server behind that was not ready in time
+                    proc.wait()
+                output = ""
+                with contextlib.suppress(OSError):
+                    output = log_path.read_bytes()[offset:].decode(errors="replace")
+                why = "exited" if exited else f"was not ready after {timeout}s"
+                raise PrometheusError(f"Prometheus {why}; see {log_path}:\n"
+                                      + "\n".join(output.splitlines()[-30:]))
             time.sleep(0.2)
         return self
 
