@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 CLUSTER := e2e/cluster.sh
 CHART := charts/resilient-operator
 
-.PHONY: help venv crds chart krew schemas lint unit e2e chaos test image test-image container-engine run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
+PROMTOOL = $$(bash $(CLUSTER) build-prometheus)/promtool
+
+.PHONY: help venv crds chart krew schemas rules rules-test lint unit e2e chaos test image test-image container-engine run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -56,8 +58,20 @@ schemas: $(STAMP)
 # ruff, mypy, import contracts, hadolint; then e2e/validate.sh: helm lint, kubeconform and
 # kube-score on manifests/, overlays, samples and the chart, krew's manifest check (the tools are
 # built from Go modules on first use)
+# the PrometheusRule (from the plain rule files) and the Grafana dashboard of the prometheus overlay
+rules: $(STAMP)
+	$(BIN)/python hack/prometheusrule.py > manifests/overlays/prometheus/prometheusrule.yaml
+	$(BIN)/python hack/dashboard.py > manifests/overlays/prometheus/dashboard.json
+
+# promtool check and unit-test the rules (prometheus and promtool are built on first use: before
+# the unit tests in `make test`, so theirs that need promtool run too)
+rules-test:
+	@promtool=$(PROMTOOL) && \
+	$$promtool check rules manifests/overlays/prometheus/rules/*.yaml && \
+	$$promtool test rules tests/rules/*.test.yaml
+
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e plugins $(wildcard bench)
+	$(BIN)/ruff check operator tests e2e plugins hack $(wildcard bench)
 	$(BIN)/mypy
 	cd operator && ../$(BIN)/lint-imports ../pyproject.toml
 	$(BIN)/hadolint Dockerfile
@@ -74,7 +88,7 @@ e2e: $(STAMP)
 chaos: $(STAMP)
 	bash e2e/with-cluster.sh --stop -- $(BIN)/pytest -q -m chaos e2e
 
-test: lint unit e2e
+test: lint rules-test unit e2e
 
 # the operator's image, with Docker where a daemon answers, else podman (make container-engine)
 image:

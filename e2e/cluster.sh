@@ -13,6 +13,13 @@
 #   e2e/cluster.sh env      print `export KUBECONFIG=...` (and PATH for kubectl)
 #   e2e/cluster.sh stop-component NAME    stop one component (an outage); the supervisor leaves it
 #   e2e/cluster.sh start-component NAME   ... alone until this starts it again
+#   e2e/cluster.sh up --with-prometheus   also start a real Prometheus (127.0.0.1, a port of its
+#                           own per cluster) that scrapes, every second, the targets listed in
+#                           <cluster dir>/prometheus/targets/*.json and evaluates the shipped rules
+#   e2e/cluster.sh prometheus [up|down|status]   the same for a running cluster (up by default);
+#                           `down` stops it too. Run by e2e/prometheus.py (see there)
+#   e2e/cluster.sh build-prometheus   build (or reuse) prometheus and promtool; print their directory
+#   e2e/cluster.sh prometheus-bin     print that directory, building nothing
 #
 # Supervision: kube-controller-manager and kube-scheduler exit by design when they lose their
 # leader lease (an API server outage does that), metrics-server may exit when it starts before
@@ -27,6 +34,8 @@ K8S_VERSION=${K8S_VERSION:-v1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
+# Prometheus 3.x is published as the Go module version v0.3YY.Z (3.16.0 is v0.316.0)
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v3.16.0}
 CLUSTER_NAME=${CLUSTER_NAME:-resilient}
 NODES_PER_ZONE=${NODES_PER_ZONE:-2}
 ZONES=(zone-a zone-b zone-c)
@@ -36,9 +45,11 @@ BIN=$CACHE/k8s/$K8S_VERSION
 ETCD_BIN=$CACHE/etcd/$ETCD_VERSION
 KWOK_BIN=$CACHE/kwok/$KWOK_VERSION
 MS_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION
+PROM_BIN=$CACHE/prometheus/$PROMETHEUS_VERSION
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KWOK_WORKDIR=${KWOK_WORKDIR:-$CACHE/kwok-home}
 CLUSTER_DIR=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
+PROM_HOME=$CLUSTER_DIR/prometheus
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml
 # the supervisor needs nothing but the standard library: prefer the system's python3
 PYTHON3=${PYTHON3:-$(command -v /usr/bin/python3 || command -v python3 || echo python3)}
@@ -151,6 +162,30 @@ build_metrics_server() {
   mkdir -p "$MS_BIN"
   GOBIN=$MS_BIN go install -trimpath -ldflags="-s -w" \
     "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
+# prometheus and promtool, without the web UI's assets (the API is all the tests use) and
+# without the cloud service discoveries (remove_all_sd: static and file discovery remain; the
+# Kubernetes one is put back for the pod relabelling of the PodMonitor), which halves the build.
+# The Go module's go.mod has no replace directives: a plain `go install`. The build tags are
+# recorded beside the binaries: a change of tags builds again.
+PROM_TAGS=remove_all_sd,enable_kubernetes_sd
+build_prometheus() {
+  [ -x "$PROM_BIN/prometheus" ] && [ -x "$PROM_BIN/promtool" ] &&
+    [ "$(cat "$PROM_BIN/tags" 2>/dev/null)" = "$PROM_TAGS" ] && return 0
+  need_go
+  local mod_version
+  mod_version="v0.$(echo "${PROMETHEUS_VERSION#v}" | awk -F. '{printf "%d%02d.%d", $1, $2, $3}')"
+  log "building prometheus and promtool $PROMETHEUS_VERSION ($mod_version) into $PROM_BIN; a cold build takes several minutes"
+  local v=github.com/prometheus/common/version start=$SECONDS
+  rm -rf "$PROM_BIN.tmp"; mkdir -p "$PROM_BIN.tmp"
+  GOBIN=$PROM_BIN.tmp go install -trimpath -tags "$PROM_TAGS" \
+    -ldflags="-s -w -X $v.Version=${PROMETHEUS_VERSION#v} -X $v.Revision=$mod_version -X $v.Branch=$PROMETHEUS_VERSION -X $v.BuildUser=resilient-operator -X $v.BuildDate=19700101-00:00:00" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$mod_version" \
+    "github.com/prometheus/prometheus/cmd/promtool@$mod_version"
+  echo "$PROM_TAGS" > "$PROM_BIN.tmp/tags"
+  mkdir -p "$PROM_BIN"; mv -f "$PROM_BIN.tmp"/* "$PROM_BIN"/; rmdir "$PROM_BIN.tmp"
+  log "built prometheus and promtool in $((SECONDS - start)) s"
 }
 
 build() {
@@ -302,6 +337,7 @@ supervise_cluster() {
 # Stop the supervisor first (or it restarts what kwokctl stops), then the cluster; then anything
 # still running from the cluster directory.
 teardown() {
+  prometheus_ down
   if [ -d "$CLUSTER_DIR" ]; then
     supervise shutdown || true
     kwokctl delete cluster --kubeconfig "$KUBECONFIG_PATH" >&2 || true
@@ -336,7 +372,23 @@ up() {
   nodes_manifest | kubectl apply -f - >/dev/null
   kubectl wait --for=condition=Ready node -l type=kwok --timeout=120s >/dev/null
   log "ready: $(kubectl get nodes -l type=kwok --no-headers | wc -l) nodes in ${#ZONES[@]} zones"
+  [ "$with_prometheus" = 0 ] || prometheus_ up >/dev/null
   env_
+}
+
+# prometheus up|down|status|env: the cluster's Prometheus (e2e/prometheus.py runs it)
+prometheus_() {
+  local verb=${1:-up}
+  case "$verb" in
+    up)
+      running || { echo "[cluster] cluster $CLUSTER_NAME is not running" >&2; return 1; }
+      build_prometheus
+      "$PYTHON3" -I -S "$HERE/prometheus.py" up "$PROM_HOME" "$PROM_BIN" "$KUBECONFIG_PATH" ;;
+    down|status|env)
+      [ -d "$PROM_HOME" ] || { [ "$verb" != status ] || echo "prometheus: not running"; return 0; }
+      "$PYTHON3" -I -S "$HERE/prometheus.py" "$verb" "$PROM_HOME" ;;
+    *) echo "usage: $0 prometheus [up|down|status|env]" >&2; return 2 ;;
+  esac
 }
 
 down() {
@@ -357,6 +409,7 @@ status() {
   if [ -f "$CLUSTER_DIR/kwok.yaml" ]; then
     supervise status
   fi
+  [ ! -d "$PROM_HOME" ] || prometheus_ status || true
   return $rc
 }
 
@@ -380,6 +433,7 @@ component() {
 env_() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$BIN:\$PATH"
+  prometheus_ env
 }
 
 dry_run() {
@@ -388,15 +442,19 @@ dry_run() {
   kwokctl --dry-run create cluster $(create_args)
 }
 
+with_prometheus=0
 case "${1:-}" in
   build) build ;;
-  up) up ;;
+  build-prometheus) build_prometheus; echo "$PROM_BIN" ;;
+  prometheus-bin) echo "$PROM_BIN" ;;  # where they are (or will be) built; builds nothing
+  up) [ "${2:-}" != --with-prometheus ] || with_prometheus=1; up ;;
+  prometheus) shift; prometheus_ "$@" ;;
   down) down ;;
   status) status ;;
   env) env_ ;;
   dry-run) dry_run ;;
   stop-component) shift; component stop "$@" ;;
   start-component) shift; component start "$@" ;;
-  *) echo "usage: $0 build|up|down|status|env|dry-run|stop-component NAME|start-component NAME" >&2
+  *) echo "usage: $0 build|build-prometheus|up [--with-prometheus]|down|status|env|dry-run|prometheus [up|down|status]|stop-component NAME|start-component NAME" >&2
      exit 2 ;;
 esac

@@ -24,6 +24,9 @@ from typing import Any
 
 import pytest
 
+from .fakeapp import FakeApp
+from .prometheus import Prometheus
+
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "e2e/.logs"
 OPERATOR = [str(Path(sys.executable).parent / "resilient-operator")]
@@ -251,3 +254,55 @@ def ready_pods(namespace: str, name: str) -> list[dict[str, Any]]:
 def live_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
     pods = get("pods", namespace=namespace, selector=selector) or []
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+# -- a real Prometheus and the fake application (issue 9) ---------------------------------------
+
+
+def _prometheus_home() -> tuple[Path, bool]:
+    """The local cluster's Prometheus home (``e2e/cluster.sh down`` stops it), or, on another
+    cluster, one of this session's own (stopped when the session ends): (home, session's own)."""
+    kubeconfig = Path(os.environ.get("KUBECONFIG", ""))
+    if kubeconfig.name == "kubeconfig.yaml" and (kubeconfig.parent / "kwok.yaml").exists():
+        return kubeconfig.parent / "prometheus", False
+    return LOGS / "prometheus", True
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: None) -> Iterator[Prometheus]:
+    """A real Prometheus on 127.0.0.1, scraping its targets every second and evaluating the
+    shipped rules; built from Go modules on first use (several minutes, once)."""
+    done = subprocess.run(["bash", str(ROOT / "e2e/cluster.sh"), "build-prometheus"],
+                          stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        pytest.skip("Prometheus could not be built from Go modules "
+                    "(e2e/cluster.sh build-prometheus failed; its output says why)")
+    home, own = _prometheus_home()
+    # on the local cluster, also the "pods" job: the PodMonitor's relabelling at work
+    kubeconfig = None if own else os.environ["KUBECONFIG"]
+    prom = Prometheus(home, done.stdout.strip().splitlines()[-1], kubeconfig).start()
+    yield prom
+    if own:
+        prom.down()
+
+
+@pytest.fixture
+def scraped_operator(operator: Operator, prometheus: Prometheus) -> Iterator[Operator]:
+    """The module's operator, scraped by Prometheus every second for the test's duration."""
+    address = f"127.0.0.1:{operator.port}"
+    prometheus.add_target("resilient-operator", str(operator.port), address)
+    prometheus.wait_for_target(address)
+    yield operator
+    prometheus.remove_target("resilient-operator", str(operator.port))
+
+
+@pytest.fixture(scope="session")
+def fakeapp(prometheus: Prometheus) -> Iterator[FakeApp]:
+    """The application behind every ResilientService (e2e/fakeapp.py), scraped by Prometheus.
+    No traffic until a test sets some: ``fakeapp.set_traffic(ns, name, rps)``."""
+    app = FakeApp(LOGS / "fakeapp.log").start()
+    prometheus.add_target("fakeapp", str(app.port), app.address)
+    prometheus.wait_for_target(app.address)
+    yield app
+    prometheus.remove_target("fakeapp", str(app.port))
+    app.stop()
