@@ -57,6 +57,26 @@ def test_prometheus_scrapes_the_operator_and_counts_its_heals(
     assert scraped_operator.metric("resilient_heals_total", namespace=ns, result="evicted") == 1
 
 
+def test_availability_drops_when_pods_are_not_ready_and_the_slo_rule_sees_it(
+        scraped_operator: Operator, prometheus: Prometheus, ns: str) -> None:
+    # given a service of three pods of which two must be available, healing off
+    apply(rsvc("web", 3, healing={"mode": "Disabled"}, availability={"minAvailable": 2}), ns)
+    wait_for("3 ready pods", lambda: len(ready_pods(ns, "web")) == 3, timeout=60)
+    svc = f'namespace="{ns}", service="web"'
+    assert prometheus.wait_value("available", f"resilient_service_available{{{svc}}}",
+                                 lambda v: v == 1, timeout=20) == 1
+    assert prometheus.value(f"resilient_service_required_pods{{{svc}}}") == 2
+    # when two of them stop being ready
+    for pod in ready_pods(ns, "web")[:2]:
+        kubectl("label", "pod", pod["metadata"]["name"], "-n", ns, f"{FAULT_POD}=not-ready")
+    # then the service is unavailable, and the recording rule's unavailability rises
+    assert prometheus.wait_value("unavailable", f"resilient_service_available{{{svc}}}",
+                                 lambda v: v == 0, timeout=30) == 0
+    assert prometheus.value(f"resilient_service_ready_pods{{{svc}}}") == 1
+    prometheus.wait_value("the SLO rule", f"resilient_slo:unavailability:ratio_5m{{{svc}}}",
+                          lambda v: v is not None and v > 0, timeout=30)
+
+
 def test_replica_ratio_becomes_traffic_share_and_a_bad_canarys_errors_are_its_own(
         scraped_operator: Operator, prometheus: Prometheus, fakeapp: FakeApp, ns: str) -> None:
     # given three pods taking 30 requests/s, scraped by Prometheus

@@ -109,3 +109,20 @@ CACHE_REBUILDS = Counter(
     "Times the API server's resourceVersion went back (etcd restored from a backup) and every "
     "cache was rebuilt from LISTs.",
 )
+
+# what an availability SLO needs, per service (recording rules turn them into availability,
+# error budget and burn rates: manifests/overlays/prometheus/rules)
+SERVICE_AVAILABLE = Gauge(
+    "resilient_service_available",
+    "1 while the service has the ready pods its availability policy needs, else 0.",
+    ["namespace", "service"],
+)
+SERVICE_READY_PODS = Gauge(
+    "resilient_service_ready_pods", "Ready pods of the service, every track.",
+    ["namespace", "service"],
+)
+SERVICE_REQUIRED_PODS = Gauge(
+    "resilient_service_required_pods",
+    "Pods that must be available by the service's availability policy.",
+    ["namespace", "service"],
+)

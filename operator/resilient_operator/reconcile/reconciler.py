@@ -65,6 +65,9 @@ class Reconciler:
         _remove_series(metrics.HEALING_SUSPENDED, key[0], key[1])
         _remove_series(metrics.ROLLOUT_STEP, key[0], key[1])
         _remove_series(metrics.ROLLOUT_WEIGHT, key[0], key[1])
+        for gauge in (metrics.SERVICE_AVAILABLE, metrics.SERVICE_READY_PODS,
+                      metrics.SERVICE_REQUIRED_PODS):
+            _remove_series(gauge, key[0], key[1])
 
     def reconcile(self, key: Key) -> float | None:
         """Bring one ResilientService in line; return seconds until it must be looked at again."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import pydantic
 
+from .. import metrics
 from ..builders.children import STABLE, selector_string
 from ..kube.api import ApiError
 from ..policy import conditions
@@ -103,6 +104,7 @@ def build(ctx: Context, progressing: tuple[bool, str, str] | None = None) -> dic
     conds.append(conditions.paused(ctx.status.rollout.phase if ctx.status.rollout else None,
                                    ctx.spec.rollout.paused, ctx.generation))
     conds = conditions.with_times(conds, old_conds, format_time(ctx.now))
+    _export(ctx, spec, conds, counts)
     new = dump(old)
     new.update({
         "observedGeneration": ctx.generation,
@@ -113,6 +115,16 @@ def build(ctx: Context, progressing: tuple[bool, str, str] | None = None) -> dic
         "conditions": conds,
     })
     return new
+
+
+def _export(ctx: Context, spec: Any, conds: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """The series an availability SLO is computed from."""
+    up = any(c["type"] == conditions.AVAILABLE and c["status"] == "True" for c in conds)
+    labels = (ctx.namespace, ctx.name)
+    metrics.SERVICE_AVAILABLE.labels(*labels).set(1 if up else 0)
+    metrics.SERVICE_READY_PODS.labels(*labels).set(counts.get("readyReplicas", 0))
+    metrics.SERVICE_REQUIRED_PODS.labels(*labels).set(
+        conditions.required_available(spec, spec.desired_replicas()))
 
 
 def invalid(ctx_body: dict[str, Any], memory: Memory, generation: int, problem: Problem,
