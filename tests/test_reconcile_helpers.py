@@ -87,3 +87,17 @@ def test_revision_hashes_that_look_like_numbers_are_compared_as_text():
     assert differs({"a": "54e7303758"}, {"a": "12e99999999"})
     assert not differs({"a": "54e7303758"}, {"a": "54e7303758"})
     assert not differs({"cpu": "1e3"}, {"cpu": "1k"})
+
+
+def test_release_counters_exist_at_zero_from_the_first_reconcile() -> None:
+    from prometheus_client import REGISTRY
+
+    from resilient_operator.reconcile.reconciler import Reconciler
+
+    labels = {"namespace": "zero", "service": "fresh"}
+    assert REGISTRY.get_sample_value("resilient_deployments_total", labels) is None
+    Reconciler(world=None, api=None).memory(("zero", "fresh"))  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value("resilient_deployments_total", labels) == 0
+    assert REGISTRY.get_sample_value("resilient_change_failures_total", labels) == 0
+    assert REGISTRY.get_sample_value("resilient_rollouts_total",
+                                     {**labels, "result": "aborted"}) == 0

@@ -46,7 +46,11 @@ class Reconciler:
 
     def memory(self, key: Key) -> Memory:
         with self._lock:
-            return self._memory.setdefault(key, Memory())
+            memory = self._memory.get(key)
+            if memory is None:
+                memory = self._memory[key] = Memory()
+                _zero_counters(key)
+            return memory
 
     def reset_memory(self, key: Key) -> None:
         """Drop what this process remembers of a service (its status is read afresh)."""
@@ -142,6 +146,16 @@ class Reconciler:
                 raise
             return
         status_actor.remember(body, memory, response, new)
+
+
+def _zero_counters(key: Key) -> None:
+    """A counter that first appears at 1 is invisible to increase(): a service's release
+    counters exist, at 0, from the first reconcile (the first abort still alerts, the DORA
+    ratios count the first release)."""
+    for result in ("promoted", "aborted", "superseded", "rolledback"):
+        metrics.ROLLOUTS.labels(key[0], key[1], result)
+    metrics.DEPLOYMENTS.labels(key[0], key[1])
+    metrics.CHANGE_FAILURES.labels(key[0], key[1])
 
 
 def _remove_series(metric: Any, *labels: str) -> None:
