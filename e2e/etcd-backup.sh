@@ -104,6 +104,14 @@ restore() {
   mv "$data.restored" "$data"
   bash "$HERE/cluster.sh" start-component etcd
   bash "$HERE/cluster.sh" start-component kube-apiserver
+  # as Kubernetes' own restore procedure says: restart the components that cache the API (a
+  # watch resumed at a resourceVersion the restore undid waits, silent, until etcd's revision
+  # passes it again). The operator is left alone: it notices by itself.
+  local c
+  for c in kube-controller-manager kube-scheduler kwok-controller metrics-server; do
+    bash "$HERE/cluster.sh" stop-component "$c" >/dev/null 2>&1 || true
+    bash "$HERE/cluster.sh" start-component "$c" >/dev/null 2>&1 || true
+  done
   log "restored $file${bump:+ (revisions bumped, compacted)}; the previous data is in $data.before-restore"
 }
 
