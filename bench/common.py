@@ -32,7 +32,9 @@ def start_operator(name: str,
                    workers: int = int(os.environ.get("BENCH_WORKERS", "16"))) -> Operator:
     """The operator, authenticated as its ServiceAccount so the audit log can tell its requests."""
     return Operator(name, ["--workers", str(workers)],
-                    {"KUBECONFIG": service_account_kubeconfig()}).start()
+                    # a static token: long enough for the longest bench (the soak's hour, after
+                    # an apply of 1000 services that can take half an hour on a busy machine)
+                    {"KUBECONFIG": service_account_kubeconfig("24h")}).start()
 
 
 def prepare(namespace: str, name: str) -> Operator:

@@ -155,9 +155,10 @@ def test_service_account_has_no_wildcards_and_no_secrets(installed: None, ns: st
                        check=False).stdout.strip() == "no", (verb, what)
 
 
-def service_account_kubeconfig() -> str:
-    """A kubeconfig that authenticates as the operator's ServiceAccount (TokenRequest API)."""
-    token = kubectl("create", "token", SA, "-n", SYSTEM, "--duration=1h").stdout.strip()
+def service_account_kubeconfig(duration: str = "1h") -> str:
+    """A kubeconfig that authenticates as the operator's ServiceAccount (TokenRequest API). Its
+    token is static: the operator stops when it expires (in a pod, the kubelet rotates it)."""
+    token = kubectl("create", "token", SA, "-n", SYSTEM, f"--duration={duration}").stdout.strip()
     current = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
     cluster = current["clusters"][0]["cluster"]
     if "certificate-authority" in cluster:
