@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -212,7 +213,7 @@ def worlds(draw):
     in_flight = draw(st.integers(0, 3))
     history = HealHistory(
         last_heal_at=draw(st.one_of(st.none(), st.floats(NOW - 100, NOW))),
-        in_flight=[healing.HealRecord(f"x{i}", f"x{i}", "NotReady", 0, NOW - 1, frozenset())
+        in_flight=[healing.HealRecord(f"x{i}", f"x{i}", "NotReady", 0, NOW - 1)
                    for i in range(in_flight)])
     replicas = draw(st.integers(1, 12))
     budget = Budget(replicas, draw(st.integers(0, replicas)))
@@ -257,6 +258,33 @@ def test_decisions_respect_every_bound(world):
         assert len(failing) < healing.storm_limit(policy, max(len(live), budget.replicas))
     # deadlines are in the future
     assert d.next_check is None or d.next_check > NOW
+    # every pod found replaceable is either replaced or skipped, with the reason
+    decided = [r.pod.uid for r in d.replace] + [f.pod.uid for f, _ in d.skipped]
+    assert sorted(decided) == sorted(f.pod.uid for f in d.unhealthy if f.replaceable)
+
+
+@settings(max_examples=400, deadline=None)
+@given(worlds())
+def test_a_healable_pod_with_budget_left_is_healed(world):
+    # liveness: the bounds above hold for a decision that never heals anything, too
+    pods, nodes, policy, budget, history = world
+    d = decide(pods, nodes, policy, budget, SEL, history, NOW)
+    lost = {n for n, v in nodes.items() if not v.ready}
+    live = [p for p in pods if all(p.labels.get(k) == v for k, v in SEL.items())]
+    ready_now = sum(1 for p in live if p.ready and p.node not in lost)
+    slots = healing.max_concurrent(policy, budget.replicas) - len(history.in_flight)
+    cooled = history.last_heal_at is None or history.last_heal_at + 30 <= NOW
+    storm = d.suspended or any(why.startswith("StormForming") for _, why in d.skipped)
+
+    def keeps_availability(f: healing.Finding) -> bool:
+        takes_a_ready_pod = f.pod.ready and f.reason not in (healing.NODE_LOST, healing.FAILED)
+        return not takes_a_ready_pod or ready_now - 1 >= budget.min_available
+
+    healable = [f for f in d.unhealthy if f.replaceable and keeps_availability(f)]
+    if policy.mode != "Disabled" and healable and slots > 0 and cooled and not storm:
+        assert d.replace, f"nothing healed of {[f.pod.name for f in healable]}"
+        assert len(d.replace) == min(slots, len(d.replace) + sum(
+            1 for f, why in d.skipped if why.startswith("Budget")))
 
 
 @settings(max_examples=200, deadline=None)
@@ -277,3 +305,67 @@ def test_the_decision_that_lifts_a_storm_heals_nothing_at_once():
     pods = [pod("sick", ready=False, since=NOW - 300), *healthy(3)]
     d = decide(pods, NODES, Healing(not_ready_timeout="60s"), Budget(4, 2), SEL, history, NOW)
     assert not d.suspended and d.replace == [] and d.next_check == NOW + 60
+
+
+# -- what the mutation tests found untested -----------------------------------------------------
+
+def test_an_unschedulable_pod_is_reported_never_replaced():
+    stuck = dataclasses.replace(pod("stuck", ready=False, phase="Pending", node=None,
+                                    created=NOW - 3600), unschedulable=True)
+    d = decide([stuck, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, HealHistory(), NOW)
+    assert d.replace == []
+    assert [(f.pod.name, f.reason, f.replaceable) for f in d.unhealthy] == [
+        ("stuck", healing.UNSCHEDULABLE, False)]
+    # a pod that is only waiting for the scheduler is not unhealthy at all
+    waiting = pod("new", ready=False, phase="Pending", node=None, created=NOW - 3600)
+    d = decide([waiting, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, HealHistory(), NOW)
+    assert d.unhealthy == [] and d.replace == []
+
+
+def test_a_replacement_that_never_becomes_ready_frees_its_heal_slot_after_five_minutes():
+    policy = Healing(max_concurrent=1, cooldown="10s")
+    history = HealHistory()
+    first = pod("a", ready=False, since=NOW - 100)
+    d = decide([first, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW)
+    healing.record(history, d.replace[0], NOW)
+    # its replacement stays Pending (no threshold of its own), and another pod falls sick
+    stuck = pod("b", ready=False, phase="Pending", node=None, created=NOW + 1)
+    other = pod("c", ready=False, since=NOW - 100)
+    world = [stuck, other, *healthy(3)]
+    assert healing.observe(history, world, NOW + 300, 600) == []
+    d = decide(world, NODES, policy, Budget(4, 2), SEL, history, NOW + 300)
+    assert d.replace == [] and d.skipped[0][1].startswith("Budget")
+    done = healing.observe(history, world, NOW + 301, 600)
+    assert [r.pod_name for r, _ in done] == ["a"] and math.isnan(done[0][1])
+    assert history.in_flight == []
+    d = decide(world, NODES, policy, Budget(4, 2), SEL, history, NOW + 301)
+    assert [r.pod.name for r in d.replace] == ["c"]
+
+
+def test_the_backoff_doubles_from_the_cooldown_and_stops_at_ten_minutes():
+    assert [healing.backoff(g, 30.0) for g in range(7)] == [0, 30, 60, 120, 240, 480, 600]
+    assert healing.backoff(40, 30.0) == 600
+    assert healing.backoff(2, 0.0) == 2.0  # a zero cooldown still backs off from one second
+    # a pod that is the 12th replacement in a row is replaced ten minutes after it crosses
+    history = HealHistory(generations={"b": 12})
+    sick = pod("b", ready=False, since=NOW - 60)  # crosses notReadyTimeout 60s at NOW
+    policy = Healing(cooldown="30s")
+    d = decide([sick, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW + 599)
+    assert d.replace == [] and d.next_check == NOW + 600
+    d = decide([sick, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW + 600)
+    assert [r.pod.name for r in d.replace] == ["b"]
+
+
+def test_pods_on_lost_nodes_are_healed_first_then_failed_crashing_not_ready():
+    nodes = {**NODES, "dead": NodeView("dead", False, NOW - 100)}
+    history = HealHistory()
+    crashing = pod("crash", ready=False, since=NOW - 2000, restarts=9, created=NOW - 100)
+    healing.observe(history, [crashing], NOW, 600)
+    pods = [pod("notready", ready=False, since=NOW - 3000), crashing,
+            pod("failed", phase="Failed", ready=False, since=NOW - 1000),
+            pod("lost", node="dead"), *healthy(8)]
+    # one slot: the pod on the lost node goes first, although its problem is the newest
+    d = decide(pods, nodes, Healing(max_concurrent=1), Budget(12, 2), SEL, history, NOW)
+    assert [(r.pod.name, r.reason) for r in d.replace] == [("lost", healing.NODE_LOST)]
+    d = decide(pods, nodes, Healing(max_concurrent=4), Budget(12, 2), SEL, history, NOW)
+    assert [r.pod.name for r in d.replace] == ["lost", "failed", "crash", "notready"]
