@@ -369,3 +369,109 @@ def test_pods_on_lost_nodes_are_healed_first_then_failed_crashing_not_ready():
     assert [(r.pod.name, r.reason) for r in d.replace] == [("lost", healing.NODE_LOST)]
     d = decide(pods, nodes, Healing(max_concurrent=4), Budget(12, 2), SEL, history, NOW)
     assert [r.pod.name for r in d.replace] == ["lost", "failed", "crash", "notready"]
+
+
+def test_a_hopeless_pod_is_reported_with_its_waiting_reason_since_it_went_wrong():
+    img = pod("img", ready=False, since=NOW - 40, waiting="ErrImagePull")
+    (finding,) = decide([img, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, HealHistory(),
+                        NOW).unhealthy
+    assert (finding.reason, finding.since, finding.replaceable) == ("ErrImagePull", NOW - 40,
+                                                                    False)
+    assert finding.message == "container waiting: ErrImagePull; a new pod would fail the same way"
+
+
+def test_restarts_count_only_within_the_window():
+    policy = Healing(max_restarts=5, restart_window="10m")
+    history = HealHistory()
+    old = pod("old", created=NOW - 5000)
+
+    def crashing(now: float, restarts: int) -> bool:
+        p = dataclasses.replace(old, restarts=restarts)
+        healing.observe(history, [p, *healthy(3)], now, 600)
+        d = decide([p, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, now)
+        return [f.reason for f in d.unhealthy] == [healing.CRASH_LOOP]
+
+    assert not crashing(NOW, 0)
+    assert crashing(NOW + 100, 6)  # six restarts since the first observation
+    assert crashing(NOW + 650, 6)  # the observation before them is still in the window
+    assert not crashing(NOW + 800, 6)  # they are all older than the window now
+    assert [c for _, c in history.restart_samples[old.uid]] == [6]
+    assert crashing(NOW + 900, 11)
+    # a pod that is gone is forgotten
+    healing.observe(history, healthy(3), NOW + 901, 600)
+    assert old.uid not in history.restart_samples
+
+
+def test_a_pod_first_seen_inside_the_window_counts_from_the_first_observation():
+    history = HealHistory()
+    p = pod("p", created=NOW - 5000, restarts=3)
+    healing.observe(history, [p], NOW, 600)
+    later = dataclasses.replace(p, restarts=9)
+    assert healing.restarts_in_window(history.restart_samples[p.uid], later, NOW + 10, 600) == 6
+    # a pod created at the window's start or later: every restart it ever had counts
+    young = pod("y", created=NOW - 600, restarts=4)
+    assert healing.restarts_in_window([], young, NOW, 600) == 4
+    assert healing.restarts_in_window([(NOW - 10, 4)], young, NOW, 600) == 4
+    # no restarts since the window start: none, not one
+    assert healing.restarts_in_window([(NOW - 700, 4)], p, NOW, 600) == 0
+    policy = Healing(max_restarts=1, restart_window="10m")
+    d = decide([p, *healthy(3)], NODES, policy, Budget(4, 2), SEL,
+               HealHistory(restart_samples={p.uid: [(NOW - 700, 3)]}), NOW)
+    assert d.unhealthy == []
+
+
+def test_pods_on_a_lost_node_do_not_count_as_ready_capacity():
+    nodes = {**NODES, "dead": NodeView("dead", False, NOW - 5)}  # not past nodeLostTimeout
+    history = HealHistory()
+    crash = pod("crash", restarts=9, created=NOW - 100)  # Ready between its crashes
+    healing.observe(history, [crash], NOW, 600)
+    pods = [crash, pod("ok"), pod("stranded", node="dead")]
+    d = decide(pods, nodes, Healing(), Budget(3, 2), SEL, history, NOW)
+    # evicting the crashing pod would leave one pod that serves: fewer than the two needed
+    assert d.replace == [] and d.skipped[0][1].startswith("Availability")
+
+
+def test_after_a_storm_lost_nodes_get_their_timeout_again_and_failed_pods_none():
+    nodes = {**NODES, "dead": NodeView("dead", False, NOW - 600)}
+    history = HealHistory(resumed_at=NOW - 10)
+    lost = pod("lost", node="dead")
+    policy = Healing(node_lost_timeout="30s", not_ready_timeout="60s", max_concurrent=2)
+    d = decide([lost, *healthy(3)], nodes, policy, Budget(4, 2), SEL, history, NOW)
+    assert d.replace == [] and d.next_check == NOW + 20
+    d = decide([lost, *healthy(3)], nodes, policy, Budget(4, 2), SEL, history, NOW + 20)
+    assert [r.pod.name for r in d.replace] == ["lost"]
+    # a failed pod cannot recover by itself: it is replaced as soon as the storm lifts
+    failed = pod("failed", phase="Failed", ready=False, since=NOW - 600)
+    d = decide([failed, *healthy(3)], NODES, policy, Budget(4, 2), SEL, history, NOW)
+    assert [r.pod.name for r in d.replace] == ["failed"]
+
+
+def test_each_heal_finds_its_own_replacement_and_passes_on_its_generation():
+    history = HealHistory(generations={"a": 2})
+    sick = [pod("a", ready=False, since=NOW - 1000), pod("b", ready=False, since=NOW - 100)]
+    d = decide([*sick, *healthy(4)], NODES, Healing(max_concurrent=2), Budget(6, 2), SEL,
+               history, NOW)
+    # acted within the second the new pods were created (timestamps are whole seconds)
+    entries = [healing.record(history, r, NOW + 0.4) for r in d.replace]
+    assert [(e.pod_name, e.generation) for e in entries] == [("a", 2), ("b", 0)]
+    new = [pod("c", ready=False, phase="Pending", created=NOW),
+           pod("d", ready=False, phase="Pending", created=NOW + 1)]
+    healing.observe(history, [*new, *healthy(4)], NOW + 2, 600)
+    assert [r.replacement for r in history.in_flight] == ["c", "d"]
+    assert history.generations == {"c": 3, "d": 1}
+
+
+def test_recovery_is_measured_to_when_the_replacement_became_ready():
+    history = HealHistory()
+    sick = pod("a", ready=False, since=NOW - 60)
+    d = decide([sick, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL, history, NOW)
+    healing.record(history, d.replace[0], NOW)
+    # Ready without a transition time: measured to now
+    new = dataclasses.replace(pod("b", created=NOW + 1), ready_since=None)
+    done = healing.observe(history, [new, *healthy(3)], NOW + 7, 600)
+    assert [t for _, t in done] == [67.0]
+    # a replacement whose Ready time is before the pod was seen unhealthy (clock skew): 0 s
+    history = HealHistory()
+    healing.record(history, d.replace[0], NOW)
+    early = pod("b", since=NOW - 70, created=NOW + 1)
+    assert [t for _, t in healing.observe(history, [early, *healthy(3)], NOW + 7, 600)] == [0.0]
