@@ -475,3 +475,28 @@ def test_recovery_is_measured_to_when_the_replacement_became_ready():
     healing.record(history, d.replace[0], NOW)
     early = pod("b", since=NOW - 70, created=NOW + 1)
     assert [t for _, t in healing.observe(history, [early, *healthy(3)], NOW + 7, 600)] == [0.0]
+
+
+def test_each_finding_says_since_when_and_why():
+    nodes = {**NODES, "dead": NodeView("dead", False, NOW - 100)}
+
+    def finding(p: PodView) -> healing.Finding:
+        found, _ = healing.classify(p, nodes, Healing(node_lost_timeout="30s"), HealHistory(),
+                                    NOW)
+        assert found is not None
+        return found
+
+    failed = finding(pod("f", phase="Failed", ready=False, since=NOW - 50, created=NOW - 500))
+    assert (failed.reason, failed.since, failed.crossed, failed.message) == (
+        healing.FAILED, NOW - 50, NOW - 50, "pod failed")
+    never = finding(dataclasses.replace(pod("g", phase="Failed", ready=False, created=NOW - 500),
+                                        ready_since=None))
+    assert never.since == never.crossed == NOW - 500
+    stuck = finding(dataclasses.replace(pod("u", phase="Pending", ready=False, created=NOW - 70),
+                                        unschedulable=True))
+    assert (stuck.since, stuck.message) == (
+        NOW - 70, "no node can take the pod; replacing it would not help")
+    lost = finding(pod("l", node="dead"))
+    assert (lost.reason, lost.since, lost.crossed, lost.message) == (
+        healing.NODE_LOST, NOW - 100, NOW - 70,
+        "node dead not ready for longer than nodeLostTimeout 30s")
