@@ -167,6 +167,7 @@ def test_a_scale_is_progressing_until_every_pod_is_ready():
     assert by_type(conds)["Progressing"] == ("True", "Scaling")
     assert next(c for c in conds if c["type"] == "Progressing")["message"] == "2/3 ready"
     assert by_type(conds)["Ready"] == ("False", "Scaling")
+    assert conds[0]["message"] == "2/3 ready"
     assert conditions.state_of(conds) == "Progressing"
 
 
@@ -206,6 +207,7 @@ def test_several_problems_are_all_named_the_first_gives_the_reason():
     degraded = next(c for c in conds if c["type"] == "Degraded")
     assert (degraded["reason"], degraded["message"]) == ("First", "one; two")
     assert by_type(conds)["Ready"] == ("False", "First")
+    assert conds[0]["message"] == "one; two"
 
 
 def test_an_autoscaler_without_metrics_is_a_problem_only_after_its_grace():
