@@ -500,3 +500,49 @@ def test_each_finding_says_since_when_and_why():
     assert (lost.reason, lost.since, lost.crossed, lost.message) == (
         healing.NODE_LOST, NOW - 100, NOW - 70,
         "node dead not ready for longer than nodeLostTimeout 30s")
+
+
+def test_heal_slots_and_the_storm_limit_from_percentages():
+    # maxConcurrent rounds down, and is never below one pod
+    assert healing.max_concurrent(Healing(max_concurrent="50%"), 5) == 2
+    assert healing.max_concurrent(Healing(max_concurrent="25%"), 2) == 1
+    assert healing.max_concurrent(Healing(max_concurrent=0), 5) == 0  # reported: cannot act
+    # the storm share rounds up; stormMinPods is the floor
+    assert healing.storm_limit(Healing(storm_threshold="30%", storm_min_pods=1), 5) == 2
+    assert healing.storm_limit(Healing(storm_threshold="10%", storm_min_pods=1), 4) == 1
+    assert healing.storm_limit(Healing(storm_threshold="50%", storm_min_pods=3), 4) == 3
+
+
+def test_a_storm_says_why_and_holds_every_replaceable_pod():
+    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(3)] + healthy(3)
+    d = decide(pods, NODES, Healing(), Budget(6, 1), SEL, HealHistory(), NOW)
+    assert d.storm_message == (
+        "3 of 6 pods are unhealthy (threshold 50%, at least 3 pods): the cause is likely shared "
+        "(a dependency or a release), not the pods; healing resumes when fewer are unhealthy")
+    assert [(f.pod.name, why) for f, why in d.skipped] == [
+        ("s0", "HealingSuspended"), ("s1", "HealingSuspended"), ("s2", "HealingSuspended")]
+
+
+def test_a_failed_pod_is_replaced_by_the_decision_that_lifts_the_storm():
+    failed = pod("failed", phase="Failed", ready=False, since=NOW - 600)
+    d = decide([failed, *healthy(3)], NODES, Healing(), Budget(4, 2), SEL,
+               HealHistory(suspended=True), NOW)
+    assert [r.pod.name for r in d.replace] == ["failed"]
+
+
+def test_crash_loop_and_not_ready_findings_say_since_when_and_why():
+    history = HealHistory()
+    crash = pod("crash", created=NOW - 5000)
+    healing.observe(history, [crash], NOW - 50, 600)
+    crash = dataclasses.replace(crash, restarts=5)
+    healing.observe(history, [crash], NOW - 20, 600)
+    found, _ = healing.classify(crash, NODES, Healing(), history, NOW)
+    assert found is not None
+    assert (found.reason, found.since, found.crossed, found.message) == (
+        healing.CRASH_LOOP, NOW - 20, NOW - 20, "5 restarts within 10m")
+    slow = pod("slow", ready=False, since=NOW - 90)
+    found, _ = healing.classify(slow, NODES, Healing(), HealHistory(), NOW)
+    assert found is not None
+    assert (found.reason, found.since, found.crossed, found.message) == (
+        healing.NOT_READY, NOW - 90, NOW - 30,
+        "running but not ready for longer than notReadyTimeout 60s")
