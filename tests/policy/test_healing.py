@@ -134,7 +134,8 @@ def test_a_forming_storm_holds_the_first_heal():
             *healthy(3)]
     d = decide(pods, NODES, Healing(storm_threshold="50%"), Budget(6, 1), SEL, HealHistory(), NOW)
     assert d.replace == [] and not d.suspended
-    assert d.skipped[0][1].startswith("StormForming")
+    assert d.skipped == [(d.unhealthy[0], "StormForming: 3 of 6 pods are failing now; waiting "
+                          "to see whether they recover")]
     assert d.next_check == NOW + 55
 
 
@@ -546,3 +547,10 @@ def test_crash_loop_and_not_ready_findings_say_since_when_and_why():
     assert (found.reason, found.since, found.crossed, found.message) == (
         healing.NOT_READY, NOW - 90, NOW - 30,
         "running but not ready for longer than notReadyTimeout 60s")
+
+
+def test_during_a_storm_the_next_deadline_is_still_watched():
+    pods = [pod(f"s{i}", ready=False, since=0.0) for i in range(4)] + [
+        pod("soon", ready=False, since=NOW - 30), *healthy(2)]
+    d = decide(pods, NODES, Healing(), Budget(7, 1), SEL, HealHistory(), NOW)
+    assert d.suspended and d.next_check == NOW + 30
