@@ -361,9 +361,9 @@ def test_pods_on_lost_nodes_are_healed_first_then_failed_crashing_not_ready():
     nodes = {**NODES, "dead": NodeView("dead", False, NOW - 100)}
     history = HealHistory()
     crashing = pod("crash", ready=False, since=NOW - 2000, restarts=9, created=NOW - 100)
-    healing.observe(history, [crashing], NOW, 600)
+    healing.observe(history, [crashing], NOW - 50, 600)  # crash-looping since NOW-50
     pods = [pod("notready", ready=False, since=NOW - 3000), crashing,
-            pod("failed", phase="Failed", ready=False, since=NOW - 1000),
+            pod("failed", phase="Failed", ready=False, since=NOW - 10),
             pod("lost", node="dead"), *healthy(8)]
     # one slot: the pod on the lost node goes first, although its problem is the newest
     d = decide(pods, nodes, Healing(max_concurrent=1), Budget(12, 2), SEL, history, NOW)
@@ -554,3 +554,17 @@ def test_during_a_storm_the_next_deadline_is_still_watched():
         pod("soon", ready=False, since=NOW - 30), *healthy(2)]
     d = decide(pods, NODES, Healing(), Budget(7, 1), SEL, HealHistory(), NOW)
     assert d.suspended and d.next_check == NOW + 30
+
+
+def test_heals_stop_exactly_where_the_availability_policy_would_be_broken():
+    history = HealHistory()
+    crashing = [pod(f"c{i}", restarts=9, created=NOW - 100) for i in range(3)]
+    healing.observe(history, crashing, NOW, 600)
+    policy = Healing(max_concurrent=3, storm_min_pods=5)  # no storm: the policy alone
+    # four ready, two of them crash-looping, two needed: both may go
+    d = decide([*crashing[:2], *healthy(2)], NODES, policy, Budget(4, 2), SEL, history, NOW)
+    assert [r.pod.name for r in d.replace] == ["c0", "c1"]
+    # three ready, all crash-looping, two needed: one may go, then the rest must wait
+    d = decide(crashing, NODES, policy, Budget(3, 2), SEL, history, NOW)
+    assert [r.pod.name for r in d.replace] == ["c0"]
+    assert [why[:12] for _, why in d.skipped] == ["Availability", "Availability"]
