@@ -9,7 +9,7 @@ CHART := charts/resilient-operator
 
 PROMTOOL = $$(bash $(CLUSTER) build-prometheus)/promtool
 
-.PHONY: help venv crds chart krew schemas rules rules-test lint unit e2e chaos test image test-image container-engine run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak clean
+.PHONY: help venv crds chart krew schemas rules rules-test lint unit e2e chaos test image test-image container-engine run run-here cluster-up cluster-down cluster-status bench-converge bench-healing bench-rollout bench-soak mutation clean
 
 help:
 	@echo "make run    set up, start a cluster unless KUBECONFIG names one, install the CRD,"
@@ -101,6 +101,26 @@ test-image: $(STAMP)
 # installs and configures rootful podman (apt-get) unless a Docker daemon answers; CI runs it
 container-engine:
 	bash e2e/container-setup.sh setup
+
+# mutation testing of the decision modules against the fast unit tests (not part of make test).
+# mutmut wants the package under src/, so it runs on a copy in build/mutation. MUTANTS selects
+# (mutant name globs); the default is the decision modules and the availability policy. Niced
+# and on one process: the machine is shared. The score per module is printed at the end.
+MUTATION_DIR := build/mutation
+MUTANTS ?= resilient_operator.policy.healing.* resilient_operator.policy.conditions.* \
+	resilient_operator.policy.rollout.* resilient_operator.builders.children.x_pod_disruption_budget*
+$(VENV)/.mutation-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	@touch $@
+
+mutation: $(VENV)/.mutation-installed
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/src
+	cp -Rp operator/resilient_operator $(MUTATION_DIR)/src/
+	cp -Rp tests manifests crds pyproject.toml $(MUTATION_DIR)/
+	cd $(MUTATION_DIR) && nice -n 19 $(abspath $(BIN))/mutmut run --max-children 1 \
+	  $(foreach m,$(MUTANTS),'$(m)') > mutmut.log
+	cd $(MUTATION_DIR) && $(abspath $(BIN))/mutmut results --all true | \
+	  $(abspath $(BIN))/python $(abspath tests/mutation_score.py) $(foreach m,$(MUTANTS),'$(m)')
 
 run: $(STAMP)
 	bash e2e/with-cluster.sh -- $(MAKE) --no-print-directory run-here

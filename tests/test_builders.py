@@ -33,6 +33,18 @@ def test_pdb_always_allows_unhealthy_eviction(sample):
     assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
 
 
+def test_the_pdb_carries_the_one_bound_given_and_none_without_a_bound(sample):
+    spec = copy.deepcopy(sample["spec"])
+    del spec["availability"]["minAvailable"]
+    spec["availability"]["maxUnavailable"] = "25%"
+    pdb = builders.pod_disruption_budget(OWNER, parse_spec(spec))
+    assert pdb is not None
+    assert pdb["spec"]["maxUnavailable"] == "25%" and "minAvailable" not in pdb["spec"]
+    # only a zone spread: no disruption budget
+    del spec["availability"]["maxUnavailable"]
+    assert builders.pod_disruption_budget(OWNER, parse_spec(spec)) is None
+
+
 def test_hpa_targets_the_resilient_service(sample):
     hpa = builders.horizontal_pod_autoscaler(OWNER, parse_spec(sample["spec"]))
     assert hpa is not None

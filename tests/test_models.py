@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from resilient_operator.resource import models
 from resilient_operator.resource.models import parse_duration, parse_spec, resolve_int_or_percent
 
 
@@ -72,6 +71,12 @@ def test_desired_replicas_are_clamped_by_autoscaling(sample):
     assert parse_spec(spec).desired_replicas() == 1
 
 
-def test_managed_labels_are_three():
-    assert set(models.MANAGED_LABELS) == {
-        "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by"}
+@pytest.mark.parametrize("key", [
+    "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by"])
+def test_a_template_that_sets_a_label_the_operator_owns_is_rejected(sample, key):
+    # the selector is derived from these three labels: a template setting one would break it
+    spec = copy.deepcopy(sample["spec"])
+    spec["template"]["metadata"]["labels"][key] = "mine"
+    with pytest.raises(ValidationError) as err:
+        parse_spec(spec)
+    assert key in str(err.value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resilient_operator.policy.rollout import Track, shift, split, surge_of
+from resilient_operator.policy.rollout import Track, shift, split, surge_of, weight_at
 
 
 @given(st.integers(0, 500), st.integers(0, 100))
@@ -36,6 +38,16 @@ def test_split_examples():
     assert split(3, 20) == (2, 1)  # 0.6 -> 1
     assert split(3, 10) == (2, 1)  # 0.3 -> at least one canary
     assert split(2, 99) == (1, 1)  # at least one stable
+    assert split(0, 50) == (0, 0)  # scaled to zero: no pod on either track
+    assert split(1, 50) == (1, 1)  # one replica: one pod of each track while both run
+    assert split(10, 1) == (9, 1)  # the smallest weight still gets its canary
+    assert split(10, 0) == (10, 0) and split(10, 100) == (0, 10)
+
+
+def test_the_weight_in_force_is_the_last_set_weight_so_far():
+    steps = [SimpleNamespace(set_weight=None), SimpleNamespace(set_weight=20),
+             SimpleNamespace(set_weight=None), SimpleNamespace(set_weight=50)]
+    assert [weight_at(steps, i) for i in range(4)] == [0, 20, 20, 50]
 
 
 @given(st.integers(1, 40), st.integers(0, 100), st.integers(0, 40), st.integers(0, 40),
